@@ -1,0 +1,204 @@
+"""Diff, pure: desired resources against an observation -> changes with disruption classes.
+
+Only the fields a manifest sets are compared (defaults a hypervisor adds are not drift). Fields
+the host cannot show (guest settings, template package lists) are compared with what recon
+applied last, kept in the object's stamp.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.model.fields import Fields, desired_fields, spec_hash
+from reconciler.model.kinds import HostPolicy
+from reconciler.model.plan import Action, Change, Disruption, FieldChange
+from reconciler.model.quantity import parse_quantity
+from reconciler.model.refs import ResourceRef
+from reconciler.model.resource import Resource
+from reconciler.providers.base import Observation, Observed
+
+GUESTS = ("VirtualMachine", "Container")
+
+
+def _base(path: str) -> str:
+    """`disks[root].size` -> `disks[].size`: the shape a rule is written for."""
+    return re.sub(r"\[[^\]]*\]", "[]", path)
+
+
+# Fields whose change recreates the object, per kind.
+_REPLACE: dict[str, set[str]] = {
+    "VirtualMachine": {"uuid", "disks[].template", "disks[].pool", "disks[].format"},
+    "Container": {"uuid", "template", "disk.pool"},
+    "StoragePool": {"type", "path"},
+    "Network": {"mode", "bridge", "ipv4.address", "ipv4.dhcp.start", "ipv4.dhcp.end"},
+    "Template": {"format", "pool", "source.file.path", "source.file.sha256"},
+}
+# Fields a running guest takes without a reboot (when the host can do it).
+_LIVE = {"state", "autostart", "memoryGuarantee", "cpus", "memory", "disks[].size",
+         "disk.size", "swap", "guest.users[].password.valueFrom.env",
+         "guest.users[].password.valueFrom.file", "guest.users[].sshAuthorizedKeys"}
+# The host capability a live change needs; without it the change waits for a restart.
+LIVE_NEEDS = {"memory": "live-memory", "cpus": "live-vcpus"}
+# Changes a host cannot make at all: reported, never pretended.
+NEEDS = {"disks[].size": "volume-resize", "disk.size": "volume-resize", "ksm.enabled": "ksm",
+         "ksm.pagesToScan": "ksm", "ksm.sleepMillisecs": "ksm", "ksm.mergeAcrossNodes": "ksm"}
+
+
+def _quantity(value: Any) -> int | None:
+    try:
+        return parse_quantity(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+@dataclass(slots=True)
+class DiffResult:
+    changes: list[Change] = field(default_factory=list)
+    unchanged: list[ResourceRef] = field(default_factory=list)
+    not_owned: list[ResourceRef] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+
+
+def classify(kind: str, path: str, before: Any, after: Any, desired: Fields,
+             observed: Observed, capabilities: dict[str, bool]) -> Disruption:
+    base = _base(path)
+    if base in _REPLACE.get(kind, set()):
+        return Disruption.REPLACE
+    if kind not in GUESTS:
+        # Pools, networks and templates have no running guest to disturb; KSM is live.
+        return Disruption.LIVE if base.startswith("ksm.") else Disruption.NONE
+    if base in ("disks[].size", "disk.size"):
+        old, new = _quantity(before), _quantity(after)
+        if old is not None and new is not None and new < old:
+            return Disruption.REPLACE  # a disk never shrinks in place: that loses data
+    if not observed.running:
+        return Disruption.NONE
+    if base in ("memory", "cpus"):
+        ceiling_key = "maxMemory" if base == "memory" else "maxCpus"
+        ceiling = desired.get(ceiling_key, observed.fields.get(ceiling_key))
+        if ceiling is None or observed.fields.get(ceiling_key) != ceiling:
+            return Disruption.RESTART  # no hotplug ceiling on the running guest
+        new_value = _quantity(after) if base == "memory" else after
+        limit = _quantity(ceiling) if base == "memory" else ceiling
+        if new_value is None or limit is None or new_value > limit:
+            return Disruption.RESTART
+        if not capabilities.get(LIVE_NEEDS[base], False):
+            return Disruption.RESTART
+        return Disruption.LIVE
+    if base in _LIVE or base.startswith("guest."):
+        return Disruption.LIVE
+    return Disruption.RESTART
+
+
+def _compare(res: Resource, observed: Observed, capabilities: dict[str, bool],
+             unsupported: list[str]) -> tuple[list[FieldChange], Fields]:
+    applied = observed.stamp.applied if observed.stamp else {}
+    desired = desired_fields(res.manifest, applied)
+    out: list[FieldChange] = []
+    for path, after in desired.items():
+        if path in observed.fields:
+            before = observed.fields[path]
+        elif path in applied:
+            before = applied[path]
+        else:
+            before = None
+        if before == after:
+            continue
+        need = NEEDS.get(_base(path))
+        if need and not capabilities.get(need, False):
+            unsupported.append(f"{res.ref}: {path}: this host cannot change it ({need} is not "
+                               "supported); left as it is")
+            continue
+        disruption = classify(res.ref.kind, path, before, after, desired, observed,
+                              capabilities)
+        out.append(FieldChange(path, before, after, disruption))
+    return out, desired
+
+
+def _max_disruption(fields: Sequence[FieldChange]) -> Disruption:
+    worst = Disruption.NONE
+    for f in fields:
+        if f.disruption.rank > worst.rank:
+            worst = f.disruption
+    return worst
+
+
+def diff(resources: Sequence[Resource], observation: Observation, *, adopt: bool = False
+         ) -> DiffResult:
+    result = DiffResult()
+    caps = observation.host.capabilities
+    for res in resources:
+        observed = observation.objects.get(res.ref)
+        if isinstance(res.manifest, HostPolicy):
+            _diff_host_policy(res, observed, caps, result)
+            continue
+        if observed is None:
+            desired = desired_fields(res.manifest)
+            result.changes.append(Change(
+                res.ref, Action.CREATE, Disruption.NONE,
+                tuple(FieldChange(k, None, v, Disruption.NONE) for k, v in desired.items()),
+                "not on the host", res.file))
+            continue
+        if not observed.owned and not adopt:
+            result.not_owned.append(res.ref)
+            continue
+        fields, desired = _compare(res, observed, caps, result.unsupported)
+        worst = _max_disruption(fields)
+        if fields:
+            action = Action.REPLACE if worst is Disruption.REPLACE else Action.UPDATE
+            reason = "adopt" if not observed.owned else "differs from the manifest"
+            result.changes.append(Change(res.ref, action, worst, tuple(fields), reason,
+                                         res.file))
+        elif not observed.owned or observed.stamp is None or \
+                observed.stamp.spec_hash != spec_hash(desired):
+            # Same on the host, but the stamp is missing or stale: record the new spec.
+            result.changes.append(Change(res.ref, Action.UPDATE, Disruption.NONE, (),
+                                         "adopt" if not observed.owned else "stamp", res.file))
+        else:
+            result.unchanged.append(res.ref)
+    return result
+
+
+def _diff_host_policy(res: Resource, observed: Observed | None, caps: dict[str, bool],
+                      result: DiffResult) -> None:
+    """The host itself always exists; only its KSM settings live on it. The memory reserve and
+    overcommit policy are recon's own and act at admission time."""
+    assert isinstance(res.manifest, HostPolicy)
+    ksm = res.manifest.spec.ksm
+    if ksm is None:
+        result.unchanged.append(res.ref)
+        return
+    wanted = {k: v for k, v in desired_fields(res.manifest).items() if k.startswith("ksm.")}
+    if not caps.get("ksm", False) or observed is None:
+        result.unsupported.append(f"{res.ref}: ksm: this host does not expose KSM settings; "
+                                  "left as they are (memoryReserve and guaranteeOvercommit "
+                                  "still apply)")
+        result.unchanged.append(res.ref)
+        return
+    fields = tuple(FieldChange(k, observed.fields.get(k), v, Disruption.LIVE)
+                   for k, v in wanted.items() if observed.fields.get(k) != v)
+    if fields:
+        result.changes.append(Change(res.ref, Action.UPDATE, Disruption.LIVE, fields,
+                                     "differs from the host", res.file))
+    else:
+        result.unchanged.append(res.ref)
+
+
+def prune_candidates(resources: Sequence[Resource], observation: Observation, set_name: str
+                     ) -> list[Change]:
+    """Objects recon owns in this set that no manifest names any more."""
+    wanted = {r.ref for r in resources}
+    out: list[Change] = []
+    for ref, obs in observation.objects.items():
+        if ref in wanted or not obs.owned or obs.stamp is None or ref.kind == "HostPolicy":
+            continue
+        if obs.stamp.set_name != set_name:
+            continue
+        out.append(Change(ref, Action.DELETE, Disruption.REPLACE if ref.kind in GUESTS
+                          else Disruption.NONE, (), "no manifest names it (prune)",
+                          obs.stamp.file))
+    return out
+

@@ -1,0 +1,133 @@
+"""Plan, pure: order the diff by references, add prunes in reverse, check memory admission."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reconciler.engine.diff import GUESTS, diff, prune_candidates
+from reconciler.load.graph import creation_order, sort_key
+from reconciler.model.errors import ReconError
+from reconciler.model.kinds import Container, HostPolicy, VirtualMachine
+from reconciler.model.plan import Action, Change, Plan
+from reconciler.model.quantity import format_quantity
+from reconciler.model.refs import ResourceRef
+from reconciler.model.resource import Resource
+from reconciler.providers.base import Observation
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    prune: bool = False
+    set_name: str = "default"
+    allow_empty: bool = False
+    adopt: bool = False
+    revision: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    ref: str
+    managed: bool
+    memory: int
+    percent: int | None
+    guaranteed: int
+
+
+class PlanRefused(ReconError):
+    """The plan cannot be applied as asked; nothing was changed."""
+
+
+class AdmissionError(PlanRefused):
+    """Guarantees would promise more memory than the host has: refused before any action."""
+
+    def __init__(self, capacity: int, promised: int, holders: list[Holder]) -> None:
+        self.capacity = capacity
+        self.promised = promised
+        self.holders = holders
+        super().__init__(
+            f"memory guarantees would promise {format_quantity(promised)} but the host "
+            f"can promise {format_quantity(max(capacity, 0))} (RAM minus the HostPolicy "
+            "reserve)",
+            "lower memoryGuarantee or memory, stop a guest, or lower HostPolicy memoryReserve",
+        )
+
+
+def _guarantee_of(res: Resource) -> tuple[int, int | None, bool]:
+    manifest = res.manifest
+    if isinstance(manifest, VirtualMachine | Container):
+        pct = manifest.spec.memory_guarantee
+        running = manifest.spec.state == "Running"
+        return manifest.spec.memory, pct, running
+    return 0, None, False
+
+
+def admission(resources: Sequence[Resource], observation: Observation,
+              deleting: set[ResourceRef]) -> tuple[list[Holder], int, int, str]:
+    """Who holds what once the plan is applied, and whether it fits."""
+    policy = next((r.manifest for r in resources if isinstance(r.manifest, HostPolicy)), None)
+    reserve = policy.spec.memory_reserve if policy else 0
+    mode = policy.spec.guarantee_overcommit if policy else "Refuse"
+    holders: list[Holder] = []
+    wanted = {r.ref for r in resources}
+    for res in resources:
+        memory, pct, running = _guarantee_of(res)
+        if running and pct:
+            holders.append(Holder(str(res.ref), True, memory, pct, memory * pct // 100))
+    for ref, obs in observation.objects.items():
+        if ref.kind not in GUESTS or ref in wanted or ref in deleting:
+            continue
+        if obs.running and obs.guaranteed_bytes:
+            pct = round(100 * obs.guaranteed_bytes / obs.memory_bytes) if obs.memory_bytes else None
+            holders.append(Holder(str(ref), obs.owned, obs.memory_bytes, pct,
+                                  obs.guaranteed_bytes))
+    capacity = observation.host.memory_bytes - reserve
+    promised = sum(h.guaranteed for h in holders)
+    return holders, capacity, promised, mode
+
+
+def make_plan(resources: Sequence[Resource], observation: Observation,
+              options: PlanOptions = PlanOptions()) -> Plan:
+    if not resources and not options.allow_empty:
+        raise PlanRefused("the desired set is empty",
+                          "pass --allow-empty if you really mean to remove everything")
+    result = diff(resources, observation, adopt=options.adopt)
+    if result.not_owned:
+        names = ", ".join(str(r) for r in result.not_owned)
+        raise PlanRefused(
+            f"{names}: exists on the host but was not created by recon; it is left untouched",
+            "rename the manifest, remove the object yourself, or take it over with --adopt")
+    changes = result.changes
+    deletes: list[Change] = []
+    if options.prune:
+        if not observation.complete:
+            raise PlanRefused("the host was only partly observed; refusing to prune",
+                              "fix the observation errors above and run again")
+        deletes = prune_candidates(resources, observation, options.set_name)
+    order = {ref: i for i, ref in enumerate(creation_order(resources))}
+    changes.sort(key=lambda c: order.get(c.ref, len(order)))
+    deletes.sort(key=lambda c: sort_key(c.ref), reverse=True)
+    holders, capacity, promised, mode = admission(
+        resources, observation, {c.ref for c in deletes})
+    warnings = list(result.unsupported)
+    if promised > capacity:
+        if mode == "Refuse":
+            raise AdmissionError(capacity, promised, holders)
+        warnings.append(f"memory guarantees promise {format_quantity(promised)}, more than "
+                        f"the {format_quantity(max(capacity, 0))} the host can promise "
+                        "(guaranteeOvercommit: Warn)")
+    return Plan(
+        changes=changes + deletes,
+        unchanged=sorted(result.unchanged, key=sort_key),
+        fingerprint=observation.fingerprint(),
+        revision=options.revision,
+        host=observation.host.uri,
+        warnings=warnings,
+    )
+
+
+def count_by_action(plan: Plan) -> dict[str, int]:
+    counts = {a.value: 0 for a in Action}
+    for change in plan.changes:
+        counts[change.action.value] += 1
+    return counts

@@ -1,0 +1,418 @@
+"""The manifest language, apiVersion `reconciler/v1`: one pydantic model per kind.
+
+Models are strict (no coercion: `cpus: "2"` is an error, not 2), frozen, and forbid unknown
+fields. Field names are camelCase in YAML. Checks that need more than one field or more than one
+document live in reconciler.load.validate, where they can name the exact field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from reconciler.model.quantity import (
+    PERCENT_PATTERN,
+    QUANTITY_PATTERN,
+    format_quantity,
+    parse_percent,
+    parse_quantity,
+)
+
+API_VERSION = "reconciler/v1"
+
+# Patterns double as JSON Schema patterns; PATTERN_HELP turns them into sentences for errors.
+NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+HOSTNAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+MAC_PATTERN = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
+LABEL_KEY_PATTERN = r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][A-Za-z0-9._-]{0,61})?[A-Za-z0-9])?$"
+USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
+ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+PACKAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9+._:-]{0,127}$"
+OS_NAME_PATTERN = r"^[a-z][a-z0-9._-]{0,31}$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+URL_PATTERN = r"^(https?|file)://[^\s]{1,2000}$"
+IFACE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"
+SSH_KEY_PATTERN = r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\n]*)?$"
+
+PATTERN_HELP: dict[str, str] = {
+    NAME_PATTERN: "a DNS label: 1-63 lowercase letters, digits and '-', starting with a letter "
+    "and not ending with '-'",
+    HOSTNAME_PATTERN: "a hostname: dot-separated DNS labels of lowercase letters, digits and '-'",
+    UUID_PATTERN: "a UUID such as 'a9e1c0de-5b5e-4c3a-9a51-0123456789ab'",
+    MAC_PATTERN: "a MAC address such as '52:54:00:12:34:56'",
+    LABEL_KEY_PATTERN: "a label key: [prefix/]name of letters, digits, '-', '_' and '.'",
+    LABEL_VALUE_PATTERN: "a label value: at most 63 letters, digits, '-', '_' and '.'",
+    USER_PATTERN: "a user name: lowercase letters, digits, '_' and '-', at most 32 characters",
+    ENV_PATTERN: "an environment variable name such as 'VM_ROOT_PASSWORD'",
+    SHA256_PATTERN: "a sha256 digest: 64 lowercase hex digits",
+    PACKAGE_PATTERN: "a package name",
+    OS_NAME_PATTERN: "an OS name such as 'debian' or 'centos'",
+    VERSION_PATTERN: "a version such as '12' or '9.3' (quote it in YAML)",
+    URL_PATTERN: "an http(s):// or file:// URL",
+    IFACE_PATTERN: "a host interface name, at most 15 characters",
+    SSH_KEY_PATTERN: "an SSH public key line such as 'ssh-ed25519 AAAA... comment'",
+    QUANTITY_PATTERN: "a quantity such as '512Mi' or '4Gi'",
+    PERCENT_PATTERN: "a percentage between '0%' and '100%'",
+}
+
+
+def _pattern(pattern: str, max_length: int | None = None) -> Any:
+    return StringConstraints(pattern=pattern, max_length=max_length)
+
+
+Name = Annotated[str, _pattern(NAME_PATTERN, 63)]
+Hostname = Annotated[str, _pattern(HOSTNAME_PATTERN, 253)]
+Uuid = Annotated[str, _pattern(UUID_PATTERN)]
+LabelKey = Annotated[str, _pattern(LABEL_KEY_PATTERN, 317)]
+LabelValue = Annotated[str, _pattern(LABEL_VALUE_PATTERN, 63)]
+
+Quantity = Annotated[
+    int,
+    BeforeValidator(parse_quantity),
+    PlainSerializer(format_quantity, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": QUANTITY_PATTERN}),
+]
+Percent = Annotated[
+    int,
+    BeforeValidator(parse_percent),
+    PlainSerializer(lambda n: f"{n}%", return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": PERCENT_PATTERN}),
+]
+
+
+def _check_mac(value: str) -> str:
+    if int(value[:2], 16) & 1:
+        raise ValueError("MAC address must be unicast (the first octet must be even)")
+    return value.lower()
+
+
+Mac = Annotated[str, _pattern(MAC_PATTERN), AfterValidator(_check_mac)]
+
+
+def _check_path(value: str) -> str:
+    if "\x00" in value or "\n" in value:
+        raise ValueError("path must not contain NUL or newline characters")
+    return value
+
+
+def _check_absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("expected an absolute path starting with '/'")
+    if ".." in value.split("/"):
+        raise ValueError("path must not contain '..' components")
+    return _check_path(value)
+
+
+AbsolutePath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4096),
+    AfterValidator(_check_absolute_path),
+    WithJsonSchema({"type": "string", "pattern": "^/", "maxLength": 4096}),
+]
+FilePath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4096),
+    AfterValidator(_check_path),
+]
+
+
+def _check_interface_address(value: str) -> str:
+    try:
+        iface = ipaddress.ip_interface(value)
+    except ValueError as exc:
+        raise ValueError("expected an address with prefix such as '10.0.0.5/24'") from exc
+    if "/" not in value:
+        raise ValueError("expected an address with prefix such as '10.0.0.5/24'")
+    return str(iface)
+
+
+def _check_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError as exc:
+        raise ValueError("expected an IP address such as '10.0.0.1'") from exc
+
+
+InterfaceAddress = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(_check_interface_address),
+]
+IpAddress = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_ip)]
+
+Cpus = Annotated[int, Field(ge=1, le=4096)]
+
+
+class Strict(BaseModel):
+    """Base for every manifest object: strict types, unknown fields refused, immutable."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        hide_input_in_errors=True,
+    )
+
+
+# --- metadata ---------------------------------------------------------------------------------
+
+
+class Metadata(Strict):
+    name: Name
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    annotations: dict[LabelKey, Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=dict
+    )
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+class SecretSource(Strict):
+    """Where a secret value comes from. Exactly one of env or file."""
+
+    env: Annotated[str, _pattern(ENV_PATTERN)] | None = None
+    file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+
+class SecretRef(Strict):
+    """A reference to a secret. The value itself never appears in a manifest."""
+
+    value_from: SecretSource
+
+
+# --- shared pieces ----------------------------------------------------------------------------
+
+RunState = Literal["Running", "Stopped"]
+
+
+class Disk(Strict):
+    name: Name
+    pool: Name
+    size: Quantity
+    format: Literal["qcow2"] = "qcow2"
+    template: Name | None = None
+    bus: Literal["virtio", "sata", "scsi", "ide"] = "virtio"
+
+
+class VmInterface(Strict):
+    network: Name
+    mac: Mac | None = None
+    model: Literal["virtio", "e1000", "rtl8139"] = "virtio"
+
+
+class GuestUser(Strict):
+    name: Annotated[str, _pattern(USER_PATTERN)]
+    password: SecretRef | None = None
+    # Public keys are not secrets: inline is what users of cloud-init and prlctl expect.
+    ssh_authorized_keys: list[Annotated[str, _pattern(SSH_KEY_PATTERN, 16384)]] = Field(
+        default_factory=list
+    )
+
+
+class Guest(Strict):
+    hostname: Hostname | None = None
+    users: list[GuestUser] = Field(default_factory=list)
+
+
+# --- kinds ------------------------------------------------------------------------------------
+
+
+class VirtualMachineSpec(Strict):
+    uuid: Uuid | None = None
+    cpus: Cpus
+    max_cpus: Cpus | None = None
+    memory: Quantity
+    max_memory: Quantity | None = None
+    memory_guarantee: Percent | None = None
+    firmware: Literal["bios", "efi"] = "bios"
+    boot_order: list[Literal["disk", "network", "cdrom"]] = Field(
+        default_factory=lambda: ["disk"], min_length=1, max_length=3
+    )
+    disks: list[Disk] = Field(default_factory=list, max_length=64)
+    interfaces: list[VmInterface] = Field(default_factory=list, max_length=32)
+    guest: Guest | None = None
+    state: RunState = "Running"
+    autostart: bool = False
+
+
+class ContainerDisk(Strict):
+    pool: Name
+    size: Quantity
+
+
+class ContainerInterface(Strict):
+    network: Name
+    mac: Mac | None = None
+    ip_addresses: list[InterfaceAddress] = Field(default_factory=list, max_length=64)
+    gateway: IpAddress | None = None
+
+
+class ContainerSpec(Strict):
+    uuid: Uuid | None = None
+    template: Name
+    cpus: Cpus
+    memory: Quantity
+    memory_guarantee: Percent | None = None
+    swap: Quantity = 0
+    disk: ContainerDisk
+    hostname: Hostname | None = None
+    interfaces: list[ContainerInterface] = Field(default_factory=list, max_length=32)
+    state: RunState = "Running"
+    autostart: bool = False
+
+
+class FileSource(Strict):
+    """A local file; a relative path is read relative to the manifest's directory."""
+
+    path: FilePath
+    sha256: Annotated[str, _pattern(SHA256_PATTERN)]
+
+
+class TemplateSource(Strict):
+    file: FileSource
+
+
+class Repository(Strict):
+    name: Name
+    url: Annotated[str, _pattern(URL_PATTERN)]
+
+
+class TemplateSpec(Strict):
+    os_name: Annotated[str, _pattern(OS_NAME_PATTERN)]
+    version: Annotated[str, _pattern(VERSION_PATTERN)]
+    arch: Literal["x86_64", "aarch64", "i686", "ppc64le"] = "x86_64"
+    packages: list[Annotated[str, _pattern(PACKAGE_PATTERN)]] = Field(default_factory=list)
+    repositories: list[Repository] = Field(default_factory=list)
+    # qcow2: a VM base image (disk backing file); tar: a container template cache.
+    format: Literal["qcow2", "tar"]
+    pool: Name
+    source: TemplateSource
+
+
+class StoragePoolSpec(Strict):
+    type: Literal["dir"] = "dir"
+    path: AbsolutePath
+    autostart: bool = True
+
+
+class DhcpRange(Strict):
+    start: IpAddress
+    end: IpAddress
+
+
+class Ipv4(Strict):
+    address: InterfaceAddress
+    dhcp: DhcpRange | None = None
+
+
+class NetworkSpec(Strict):
+    mode: Literal["nat", "route", "bridge", "isolated"] = "nat"
+    bridge: Annotated[str, _pattern(IFACE_PATTERN)] | None = None
+    ipv4: Ipv4 | None = None
+    autostart: bool = True
+
+
+class Ksm(Strict):
+    enabled: bool
+    pages_to_scan: Annotated[int, Field(ge=1, le=100000)] | None = None
+    sleep_millisecs: Annotated[int, Field(ge=0, le=100000)] | None = None
+    merge_across_nodes: bool | None = None
+
+
+class HostPolicySpec(Strict):
+    memory_reserve: Quantity = 0
+    guarantee_overcommit: Literal["Refuse", "Warn"] = "Refuse"
+    ksm: Ksm | None = None
+
+
+class Manifest(Strict):
+    """Envelope shared by every kind; subclasses pin `kind` and `spec`."""
+
+    KIND: ClassVar[str] = ""
+    api_version: Literal["reconciler/v1"]
+    metadata: Metadata
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class VirtualMachine(Manifest):
+    """A KVM/QEMU virtual machine (libvirt domain, type hvm)."""
+
+    KIND: ClassVar[str] = "VirtualMachine"
+    kind: Literal["VirtualMachine"]
+    spec: VirtualMachineSpec
+
+
+class Container(Manifest):
+    """A system container (OpenVZ/Virtuozzo or libvirt LXC) built from an EZ template cache."""
+
+    KIND: ClassVar[str] = "Container"
+    kind: Literal["Container"]
+    spec: ContainerSpec
+
+
+class Template(Manifest):
+    """An EZ OS template: its identity, package set, and where its cache or base image comes from."""
+
+    KIND: ClassVar[str] = "Template"
+    kind: Literal["Template"]
+    spec: TemplateSpec
+
+
+class StoragePool(Manifest):
+    """A directory storage pool for disks and template images."""
+
+    KIND: ClassVar[str] = "StoragePool"
+    kind: Literal["StoragePool"]
+    spec: StoragePoolSpec
+
+
+class Network(Manifest):
+    """A virtual network: NAT, routed, isolated, or an existing host bridge."""
+
+    KIND: ClassVar[str] = "Network"
+    kind: Literal["Network"]
+    spec: NetworkSpec
+
+
+class HostPolicy(Manifest):
+    """Host memory policy: the reserve kept for the host, guarantee overcommit, and KSM."""
+
+    KIND: ClassVar[str] = "HostPolicy"
+    kind: Literal["HostPolicy"]
+    spec: HostPolicySpec
+
+
+KINDS: dict[str, type[Manifest]] = {
+    cls.KIND: cls for cls in (StoragePool, Network, Template, VirtualMachine, Container, HostPolicy)
+}
+
+SECRET_FIELDS = re.compile(r"(^|\.)password(\.|$)")

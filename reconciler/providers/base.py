@@ -1,0 +1,121 @@
+"""The Provider protocol: how the engine reads and changes a host without knowing which one.
+
+A provider observes the whole host in one bulk read, and applies one Change at a time. It
+reports what the host cannot do as UnsupportedError, never pretends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reconciler.model.errors import ReconError
+from reconciler.model.fields import Fields
+from reconciler.model.plan import Change
+from reconciler.model.refs import ResourceRef
+from reconciler.model.resource import Resource
+
+MANAGED_BY = "recon"
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """recon's mark on an object it owns, kept on the host with the object."""
+
+    file: str
+    spec_hash: str
+    applied: Fields
+    revision: str | None = None
+    set_name: str = "default"
+    managed_by: str = MANAGED_BY
+
+
+@dataclass(slots=True)
+class Observed:
+    """One object as the host has it. fields uses the keys of reconciler.model.fields."""
+
+    ref: ResourceRef
+    fields: Fields
+    stamp: Stamp | None
+    uuid: str | None = None
+    running: bool | None = None
+    # Bytes of RAM the host promises this guest (guests only), whoever manages it.
+    guaranteed_bytes: int = 0
+    memory_bytes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def owned(self) -> bool:
+        return self.stamp is not None and self.stamp.managed_by == MANAGED_BY
+
+
+@dataclass(slots=True)
+class HostFacts:
+    uri: str
+    hostname: str
+    driver: str
+    memory_bytes: int
+    cpus: int
+    # Capabilities of this host, by name (e.g. "live-memory", "ksm"): False means the host
+    # cannot do it and recon says so rather than pretending.
+    capabilities: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Observation:
+    host: HostFacts
+    objects: dict[ResourceRef, Observed]
+    # Guests on the host that are not expressible as a ref of ours still hold memory.
+    complete: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        import hashlib
+        import json
+
+        h = hashlib.sha256()
+        for ref in sorted(self.objects):
+            obs = self.objects[ref]
+            h.update(json.dumps([str(ref), obs.fields, obs.running, obs.uuid,
+                                 obs.stamp.spec_hash if obs.stamp else None],
+                                sort_keys=True, default=str).encode())
+        return h.hexdigest()
+
+
+class ProviderError(ReconError):
+    """A host refused or failed an operation."""
+
+
+class UnsupportedError(ProviderError):
+    """The host cannot do this at all (not a transient failure)."""
+
+
+class NotOwnedError(ProviderError):
+    """An object with a wanted name exists on the host and recon did not create it."""
+
+
+Progress = Callable[[str], None]
+
+
+class Provider(Protocol):
+    name: str
+
+    def observe(self) -> Observation: ...
+
+    def apply(self, change: Change, resource: Resource | None, context: ApplyContext) -> str: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class ApplyContext:
+    """What an apply needs beyond the change itself."""
+
+    resources: Mapping[ResourceRef, Resource]
+    observation: Observation
+    revision: str | None = None
+    set_name: str = "default"
+    delete_volumes: bool = False
+    shutdown_timeout: float = 60.0
+    progress: Progress = lambda message: None

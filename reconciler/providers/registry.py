@@ -1,0 +1,26 @@
+"""Find a provider by name through the `reconciler.providers` entry-point group."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from reconciler.model.errors import ReconError
+from reconciler.providers.base import Provider
+
+GROUP = "reconciler.providers"
+
+
+def available() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=GROUP))
+
+
+def open_provider(name: str, uri: str | None, home: Path) -> Provider:
+    matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
+    if not matches:
+        raise ReconError(f"no provider named '{name}'",
+                         f"installed providers: {', '.join(available()) or 'none'}")
+    factory: Any = matches[0].load()
+    provider: Provider = factory(uri=uri, home=home)
+    return provider
