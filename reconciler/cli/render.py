@@ -32,7 +32,7 @@ def render_change(change: Change) -> list[str]:
     head = f"{symbol} {change.ref}  {change.action.value}"
     if change.action is not Action.CREATE:
         head += f" ({change.disruption.value})"
-    if change.reason and change.action is not Action.UPDATE:
+    if change.reason and change.action in (Action.REPLACE, Action.DELETE):
         head += f"  # {change.reason}"
     lines = [head]
     for f in change.fields:

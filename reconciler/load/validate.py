@@ -219,13 +219,14 @@ def _schema_diagnostics(ctx: _Context) -> list[Diagnostic]:
     for err in _validator(ctx.kind).iter_errors(ctx.doc.data):
         path: FieldPath = tuple(err.absolute_path)
         keyword = err.validator
-        if keyword == "anyOf" and err.context:
+        while keyword == "anyOf" and err.context:
             # Optional fields are "X or null": the X branch says what was wrong.
             inner = [e for e in err.context if e.schema.get("type") != "null"]
-            if inner:
-                err = inner[0]
-                keyword = err.validator
-                path = tuple(err.absolute_path)
+            if not inner:
+                break
+            err = max(inner, key=lambda e: len(e.absolute_path))
+            keyword = err.validator
+            path = tuple(err.absolute_path)
         schema = err.schema if isinstance(err.schema, dict) else {}
         if keyword == "additionalProperties":
             known = set(schema.get("properties", {}))

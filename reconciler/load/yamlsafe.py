@@ -24,6 +24,7 @@ from yaml.events import (
     ScalarEvent,
     SequenceEndEvent,
     SequenceStartEvent,
+    StreamEndEvent,
 )
 
 from reconciler.model.diagnostics import Diagnostic, FieldPath, Mark, format_path
@@ -606,7 +607,7 @@ def _parse_events(
                     docs.append(RawDocument(file, doc_index, doc_mark, root, marks, key_marks))
                 doc_index += 1
                 continue
-            elif event is None or event.__class__ is yaml.StreamEndEvent:
+            elif event is None or cls is StreamEndEvent:
                 break
             else:
                 continue
