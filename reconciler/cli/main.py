@@ -15,7 +15,7 @@ import click
 import yaml
 
 from reconciler import __version__
-from reconciler.cli.output import fail, print_diagnostics, print_json, style
+from reconciler.cli.output import fail, print_diagnostics, print_json
 from reconciler.cli.render import (
     echo_err,
     render_admission,
@@ -45,12 +45,20 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="recon")
-@click.option("--connect", "uri", envvar="RECON_CONNECT", metavar="URI",
-              help="libvirt URI (qemu:///system, lxc:///system, vz:///system, test:///...). "
-              "Default: the embedded host in $RECON_HOME. Env: RECON_CONNECT.")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="RECON_HOME",
-              help="State directory (embedded host, locks). Env: RECON_HOME. "
-              "Default: ~/.local/state/recon.")
+@click.option(
+    "--connect",
+    "uri",
+    envvar="RECON_CONNECT",
+    metavar="URI",
+    help="libvirt URI (qemu:///system, lxc:///system, vz:///system, test:///...). "
+    "Default: the embedded host in $RECON_HOME. Env: RECON_CONNECT.",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RECON_HOME",
+    help="State directory (embedded host, locks). Env: RECON_HOME. Default: ~/.local/state/recon.",
+)
 @click.pass_context
 def cli(ctx: click.Context, uri: str | None, home: Path | None) -> None:
     """recon: make a virtualization host match the manifests in git.
@@ -66,8 +74,14 @@ def cli(ctx: click.Context, uri: str | None, home: Path | None) -> None:
 
 @cli.command()
 @click.option("-f", "--filename", "paths", multiple=True, required=True, help=FILES_HELP)
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="json prints every diagnostic for CI.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json prints every diagnostic for CI.",
+)
 def validate(paths: tuple[str, ...], output: str) -> None:
     """Check manifests offline: syntax, schema, types, references. No host is contacted.
 
@@ -76,26 +90,31 @@ def validate(paths: tuple[str, ...], output: str) -> None:
     """
     result = load_manifests(paths, stdin=sys.stdin.buffer, with_schema=True)
     if output == "json":
-        print_json({
-            "valid": result.ok,
-            "files": result.files,
-            "resources": [str(r.ref) for r in result.resources] if result.ok else [],
-            "diagnostics": [d.to_json() for d in result.diagnostics],
-        })
+        print_json(
+            {
+                "valid": result.ok,
+                "files": result.files,
+                "resources": [str(r.ref) for r in result.resources] if result.ok else [],
+                "diagnostics": [d.to_json() for d in result.diagnostics],
+            }
+        )
     else:
         print_diagnostics(result.diagnostics)
         if result.ok:
             click.echo(f"{len(result.resources)} resources in {len(result.files)} files are valid")
         else:
-            click.echo(f"{len(result.diagnostics)} problems found; nothing was applied",
-                       err=True)
+            click.echo(f"{len(result.diagnostics)} problems found; nothing was applied", err=True)
     sys.exit(0 if result.ok else 1)
 
 
 @cli.command()
 @click.argument("kind", required=False, type=click.Choice(list(KINDS)))
-@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write one <kind>.json per kind into this directory.")
+@click.option(
+    "--write",
+    "write_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one <kind>.json per kind into this directory.",
+)
 def schema(kind: str | None, write_dir: Path | None) -> None:
     """Print the JSON Schema of a kind (or write all of them, as in schemas/)."""
     schemas = all_schemas()
@@ -117,9 +136,17 @@ def main() -> None:
 KIND_ALIASES = {
     **{k.lower(): k for k in KINDS},
     **{k.lower() + "s": k for k in KINDS},
-    "vm": "VirtualMachine", "vms": "VirtualMachine", "ct": "Container", "cts": "Container",
-    "pool": "StoragePool", "pools": "StoragePool", "net": "Network", "nets": "Network",
-    "networks": "Network", "network": "Network", "tmpl": "Template",
+    "vm": "VirtualMachine",
+    "vms": "VirtualMachine",
+    "ct": "Container",
+    "cts": "Container",
+    "pool": "StoragePool",
+    "pools": "StoragePool",
+    "net": "Network",
+    "nets": "Network",
+    "networks": "Network",
+    "network": "Network",
+    "tmpl": "Template",
 }
 
 
@@ -144,8 +171,11 @@ def _load(paths: Sequence[str]) -> list[Resource]:
     result = load_manifests(paths, stdin=sys.stdin.buffer)
     if not result.ok:
         print_diagnostics(result.diagnostics)
-        fail(f"{len(result.diagnostics)} problems in the manifests; nothing was done",
-             "run `recon validate` for the full report", code=2)
+        fail(
+            f"{len(result.diagnostics)} problems in the manifests; nothing was done",
+            "run `recon validate` for the full report",
+            code=2,
+        )
     return result.resources
 
 
@@ -158,17 +188,27 @@ def _revision(paths: Sequence[str]) -> str | None:
         return None
     where = Path(first) if Path(first).is_dir() else Path(first).parent
     try:
-        sha = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--", "."],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha[:12]}-dirty" if dirty else sha[:12]
 
 
-def _plan_or_fail(resources: Sequence[Resource], observation: Observation,
-                  options: PlanOptions) -> Plan:
+def _plan_or_fail(
+    resources: Sequence[Resource], observation: Observation, options: PlanOptions
+) -> Plan:
     try:
         return make_plan(resources, observation, options)
     except AdmissionError as exc:
@@ -176,15 +216,17 @@ def _plan_or_fail(resources: Sequence[Resource], observation: Observation,
         fail(str(exc), exc.hint, code=2)
     except ReconError as exc:
         fail(str(exc), exc.hint, code=2)
-    raise AssertionError("unreachable")
 
 
 def _plan_json(plan: Plan, resources: Sequence[Resource]) -> dict[str, Any]:
     data = plan.to_json()
     data["recon-plan"] = 1
     data["resources"] = [
-        {"file": r.file, "line": r.line,
-         "manifest": r.manifest.model_dump(mode="json", by_alias=True, exclude_unset=True)}
+        {
+            "file": r.file,
+            "line": r.line,
+            "manifest": r.manifest.model_dump(mode="json", by_alias=True, exclude_unset=True),
+        }
         for r in resources
     ]
     return data
@@ -195,10 +237,14 @@ def _plan_from_json(data: dict[str, Any]) -> tuple[Plan, list[Resource]]:
     for item in data["resources"]:
         manifest = KINDS[item["manifest"]["kind"]].model_validate(item["manifest"])
         resources.append(Resource(manifest, item["file"], item["line"]))
-    plan = Plan(changes=[Change.from_json(c) for c in data["changes"]],
-                unchanged=[ResourceRef.parse(r) for r in data["unchanged"]],
-                fingerprint=data["fingerprint"], revision=data.get("revision"),
-                host=data["host"], warnings=data.get("warnings", []))
+    plan = Plan(
+        changes=[Change.from_json(c) for c in data["changes"]],
+        unchanged=[ResourceRef.parse(r) for r in data["unchanged"]],
+        fingerprint=data["fingerprint"],
+        revision=data.get("revision"),
+        host=data["host"],
+        warnings=data.get("warnings", []),
+    )
     return plan, resources
 
 
@@ -214,38 +260,66 @@ def _saved_plan(paths: Sequence[str]) -> dict[str, Any] | None:
     return data
 
 
-prune_option = click.option("--prune", is_flag=True,
-                            help="Delete objects recon owns in this set that no manifest names.")
-set_option = click.option("--set", "set_name", default="default", show_default=True,
-                          help="The named set these manifests form (scope of --prune).")
-empty_option = click.option("--allow-empty", is_flag=True,
-                            help="Allow an empty desired set (with --prune: delete everything "
-                            "in the set).")
-adopt_option = click.option("--adopt", is_flag=True,
-                            help="Take over existing objects with wanted names that recon did "
-                            "not create.")
+prune_option = click.option(
+    "--prune", is_flag=True, help="Delete objects recon owns in this set that no manifest names."
+)
+set_option = click.option(
+    "--set",
+    "set_name",
+    default="default",
+    show_default=True,
+    help="The named set these manifests form (scope of --prune).",
+)
+empty_option = click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Allow an empty desired set (with --prune: delete everything in the set).",
+)
+adopt_option = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over existing objects with wanted names that recon did not create.",
+)
 
 
 @cli.command()
 @click.option("-f", "--filename", "paths", multiple=True, required=True, help=FILES_HELP)
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save the plan (JSON) for a later `recon apply -f PLAN.json`.")
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan (JSON) for a later `recon apply -f PLAN.json`.",
+)
 @prune_option
 @set_option
 @empty_option
 @adopt_option
 @click.pass_context
-def diff(ctx: click.Context, paths: tuple[str, ...], output: str, out_file: Path | None,
-         prune: bool, set_name: str, allow_empty: bool, adopt: bool) -> None:
+def diff(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    output: str,
+    out_file: Path | None,
+    prune: bool,
+    set_name: str,
+    allow_empty: bool,
+    adopt: bool,
+) -> None:
     """Show what apply would change, field by field, with its disruption class.
 
     Exits 0 when the host matches, 1 when there are changes, 2 or more on errors.
     """
     resources = _load(paths)
-    options = PlanOptions(prune=prune, set_name=set_name, allow_empty=allow_empty, adopt=adopt,
-                          revision=_revision(paths))
+    options = PlanOptions(
+        prune=prune,
+        set_name=set_name,
+        allow_empty=allow_empty,
+        adopt=adopt,
+        revision=_revision(paths),
+    )
     with _host(ctx, lock=False) as provider:
         plan = _plan_or_fail(resources, provider.observe(), options)
     if out_file is not None:
@@ -259,25 +333,48 @@ def diff(ctx: click.Context, paths: tuple[str, ...], output: str, out_file: Path
 
 
 @cli.command()
-@click.option("-f", "--filename", "paths", multiple=True, required=True,
-              help=FILES_HELP + " Or a plan saved by `recon diff --out`.")
+@click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    help=FILES_HELP + " Or a plan saved by `recon diff --out`.",
+)
 @prune_option
 @set_option
 @empty_option
 @adopt_option
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
-@click.option("--allow-replace", is_flag=True,
-              help="Allow changes that destroy and recreate objects.")
-@click.option("--delete-volumes", is_flag=True,
-              help="With --prune: also delete the disks of pruned guests.")
-@click.option("--shutdown-timeout", default=60.0, show_default=True,
-              help="Seconds to wait for a clean guest shutdown before forcing it off.")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--allow-replace", is_flag=True, help="Allow changes that destroy and recreate objects."
+)
+@click.option(
+    "--delete-volumes", is_flag=True, help="With --prune: also delete the disks of pruned guests."
+)
+@click.option(
+    "--shutdown-timeout",
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for a clean guest shutdown before forcing it off.",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_context
-def apply(ctx: click.Context, paths: tuple[str, ...], prune: bool, set_name: str,
-          allow_empty: bool, adopt: bool, dry_run: bool, allow_replace: bool,
-          delete_volumes: bool, shutdown_timeout: float, output: str) -> None:
+def apply(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    prune: bool,
+    set_name: str,
+    allow_empty: bool,
+    adopt: bool,
+    dry_run: bool,
+    allow_replace: bool,
+    delete_volumes: bool,
+    shutdown_timeout: float,
+    output: str,
+) -> None:
     """Make the host match the manifests (or a saved plan). Exits 0 on success, 1 if not."""
     saved = _saved_plan(paths)
     if saved is None:
@@ -286,43 +383,62 @@ def apply(ctx: click.Context, paths: tuple[str, ...], prune: bool, set_name: str
     else:
         plan, resources = _plan_from_json(saved)
         revision = plan.revision
-    options = PlanOptions(prune=prune, set_name=set_name, allow_empty=allow_empty, adopt=adopt,
-                          revision=revision)
+    options = PlanOptions(
+        prune=prune, set_name=set_name, allow_empty=allow_empty, adopt=adopt, revision=revision
+    )
     try:
         with _host(ctx, lock=not dry_run) as provider:
             observation = provider.observe()
             if saved is None:
                 plan = _plan_or_fail(resources, observation, options)
             elif observation.fingerprint() != plan.fingerprint:
-                fail("the host changed since this plan was made; it was not applied",
-                     "run `recon diff --out` again and review the new plan", code=1)
+                fail(
+                    "the host changed since this plan was made; it was not applied",
+                    "run `recon diff --out` again and review the new plan",
+                    code=1,
+                )
             if output == "text":
                 echo_err(render_plan(plan))
             replaces = [c for c in plan.changes if c.action is Action.REPLACE]
             if replaces and not allow_replace and not dry_run:
-                fail("the plan replaces " + ", ".join(str(c.ref) for c in replaces) +
-                     "; nothing was applied", "review it, then pass --allow-replace", code=1)
+                fail(
+                    "the plan replaces "
+                    + ", ".join(str(c.ref) for c in replaces)
+                    + "; nothing was applied",
+                    "review it, then pass --allow-replace",
+                    code=1,
+                )
             if dry_run or plan.empty:
                 if output == "json":
                     print_json({"plan": plan.to_json(), "applied": []})
                 sys.exit(0)
             context = ApplyContext(
-                resources={r.ref: r for r in resources}, observation=observation,
-                revision=revision, set_name=set_name, delete_volumes=delete_volumes,
-                shutdown_timeout=shutdown_timeout, progress=echo_err)
+                resources={r.ref: r for r in resources},
+                observation=observation,
+                revision=revision,
+                set_name=set_name,
+                delete_volumes=delete_volumes,
+                shutdown_timeout=shutdown_timeout,
+                progress=echo_err,
+            )
             result = apply_plan(plan, resources, provider, context)
     except ReconError as exc:
         fail(str(exc), exc.hint, code=1)
     if output == "json":
-        print_json({
-            "plan": plan.to_json(),
-            "applied": [{"resource": str(c.ref), "action": c.action.value, "detail": d}
-                        for c, d in result.applied],
-            "failed": None if result.failed is None else
-            {"resource": str(result.failed[0].ref), "error": result.failed[1]},
-            "skipped": [str(c.ref) for c in result.skipped],
-            "summary": result.summary(),
-        })
+        print_json(
+            {
+                "plan": plan.to_json(),
+                "applied": [
+                    {"resource": str(c.ref), "action": c.action.value, "detail": d}
+                    for c, d in result.applied
+                ],
+                "failed": None
+                if result.failed is None
+                else {"resource": str(result.failed[0].ref), "error": result.failed[1]},
+                "skipped": [str(c.ref) for c in result.skipped],
+                "summary": result.summary(),
+            }
+        )
     else:
         for change, detail in result.applied:
             echo_err(f"{change.action.symbol} {change.ref}: {detail}")
@@ -347,8 +463,13 @@ def _select(observation: Observation, kind: str | None, name: str | None) -> lis
 @cli.command()
 @click.argument("kind", required=False)
 @click.argument("name", required=False)
-@click.option("-o", "--output", type=click.Choice(["table", "wide", "yaml", "json"]),
-              default="table", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "wide", "yaml", "json"]),
+    default="table",
+    show_default=True,
+)
 @click.pass_context
 def get(ctx: click.Context, kind: str | None, name: str | None, output: str) -> None:
     """List what is on the host: guests, pools, networks, templates (managed or not)."""
@@ -358,14 +479,26 @@ def get(ctx: click.Context, kind: str | None, name: str | None, output: str) -> 
     if output in ("table", "wide"):
         click.echo(render_inventory(observation, objects, wide=output == "wide"))
         return
-    data = [{
-        "kind": o.ref.kind, "name": o.ref.name, "uuid": o.uuid, "managed": o.owned,
-        "running": o.running, "fields": o.fields,
-        "guaranteedBytes": o.guaranteed_bytes,
-        "stamp": None if o.stamp is None else {
-            "file": o.stamp.file, "specHash": o.stamp.spec_hash, "revision": o.stamp.revision,
-            "set": o.stamp.set_name},
-    } for o in objects]
+    data = [
+        {
+            "kind": o.ref.kind,
+            "name": o.ref.name,
+            "uuid": o.uuid,
+            "managed": o.owned,
+            "running": o.running,
+            "fields": o.fields,
+            "guaranteedBytes": o.guaranteed_bytes,
+            "stamp": None
+            if o.stamp is None
+            else {
+                "file": o.stamp.file,
+                "specHash": o.stamp.spec_hash,
+                "revision": o.stamp.revision,
+                "set": o.stamp.set_name,
+            },
+        }
+        for o in objects
+    ]
     if output == "json":
         print_json(data)
     else:
@@ -378,8 +511,13 @@ def get(ctx: click.Context, kind: str | None, name: str | None, output: str) -> 
 @click.option("-f", "--filename", "paths", multiple=True, help=FILES_HELP)
 @click.option("--delete-volumes", is_flag=True, help="Also delete the guests' disks.")
 @click.pass_context
-def delete(ctx: click.Context, kind: str | None, name: str | None, paths: tuple[str, ...],
-           delete_volumes: bool) -> None:
+def delete(
+    ctx: click.Context,
+    kind: str | None,
+    name: str | None,
+    paths: tuple[str, ...],
+    delete_volumes: bool,
+) -> None:
     """Delete what the manifests (or KIND NAME) name. Only objects recon created."""
     if paths:
         refs = [r.ref for r in _load(paths)]
@@ -401,18 +539,27 @@ def delete(ctx: click.Context, kind: str | None, name: str | None, paths: tuple[
                     continue
                 if not obs.owned:
                     fail(f"{ref} was not created by recon; left untouched", code=1)
-                changes.append(Change(ref, Action.DELETE, Disruption.REPLACE, (), "delete",
-                                      obs.stamp.file if obs.stamp else None))
+                changes.append(
+                    Change(
+                        ref,
+                        Action.DELETE,
+                        Disruption.REPLACE,
+                        (),
+                        "delete",
+                        obs.stamp.file if obs.stamp else None,
+                    )
+                )
             plan = Plan(changes=changes, host=observation.host.uri)
             for change in changes:
                 echo_err("\n".join(render_change(change)))
-            context = ApplyContext(resources={}, observation=observation,
-                                   delete_volumes=delete_volumes, progress=echo_err)
+            context = ApplyContext(
+                resources={},
+                observation=observation,
+                delete_volumes=delete_volumes,
+                progress=echo_err,
+            )
             result = apply_plan(plan, [], provider, context)
     except ReconError as exc:
         fail(str(exc), exc.hint, code=1)
     click.echo(render_result(result))
     sys.exit(0 if result.ok else 1)
-
-
-_ = style

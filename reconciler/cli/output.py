@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -30,12 +30,12 @@ def print_diagnostics(diags: Sequence[Diagnostic]) -> None:
     for diag in diags:
         text = diag.render()
         head, _, rest = text.partition("\n")
-        click.echo(style("error", "red", err=True, bold=True) + head[len("error"):], err=True)
+        click.echo(style("error", "red", err=True, bold=True) + head[len("error") :], err=True)
         if rest:
             click.echo(style(rest, "cyan", err=True), err=True)
 
 
-def fail(message: str, hint: str | None = None, code: int = 2) -> None:
+def fail(message: str, hint: str | None = None, code: int = 2) -> NoReturn:
     click.echo(style("error", "red", err=True, bold=True) + f": {message}", err=True)
     if hint:
         click.echo(style(f"  hint: {hint}", "cyan", err=True), err=True)

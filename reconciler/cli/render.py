@@ -15,8 +15,12 @@ from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.quantity import format_quantity
 from reconciler.providers.base import Observation, Observed
 
-_COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta",
-            Action.DELETE: "red"}
+_COLOURS = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.REPLACE: "magenta",
+    Action.DELETE: "red",
+}
 
 
 def _value(value: Any) -> str:
@@ -39,8 +43,9 @@ def render_change(change: Change) -> list[str]:
         if change.action is Action.CREATE:
             lines.append(f"      {f.path}: {_value(f.after)}")
         else:
-            lines.append(f"      {f.path}: {_value(f.before)} -> {_value(f.after)}"
-                         f"  ({f.disruption.value})")
+            lines.append(
+                f"      {f.path}: {_value(f.before)} -> {_value(f.after)}  ({f.disruption.value})"
+            )
     if change.action is Action.UPDATE and not change.fields:
         lines.append(f"      (recon's stamp only: {change.reason})")
     return lines
@@ -51,8 +56,9 @@ def render_plan(plan: Plan) -> str:
     for warning in plan.warnings:
         lines.append(style("warning", "yellow") + f": {warning}")
     if plan.empty:
-        lines.append(f"No changes. The host matches the manifests ({len(plan.unchanged)} "
-                     "resources).")
+        lines.append(
+            f"No changes. The host matches the manifests ({len(plan.unchanged)} resources)."
+        )
         return "\n".join(lines)
     lines.append(f"recon will make {len(plan.changes)} changes on {plan.host}:")
     lines.append("")
@@ -60,18 +66,26 @@ def render_plan(plan: Plan) -> str:
         lines += render_change(change)
     counts = count_by_action(plan)
     lines.append("")
-    lines.append(f"Plan: {counts['create']} to create, {counts['update']} to update, "
-                 f"{counts['replace']} to replace, {counts['delete']} to delete; "
-                 f"{len(plan.unchanged)} unchanged.")
+    lines.append(
+        f"Plan: {counts['create']} to create, {counts['update']} to update, "
+        f"{counts['replace']} to replace, {counts['delete']} to delete; "
+        f"{len(plan.unchanged)} unchanged."
+    )
     return "\n".join(lines)
 
 
 def render_admission(err: AdmissionError) -> str:
     rows = [("RESOURCE", "MANAGED", "MEMORY", "GUARANTEE", "PROMISED")]
     for h in sorted(err.holders, key=lambda h: -h.guaranteed):
-        rows.append((h.ref, "yes" if h.managed else "no", format_quantity(h.memory),
-                     f"{h.percent}%" if h.percent is not None else "-",
-                     format_quantity(h.guaranteed)))
+        rows.append(
+            (
+                h.ref,
+                "yes" if h.managed else "no",
+                format_quantity(h.memory),
+                f"{h.percent}%" if h.percent is not None else "-",
+                format_quantity(h.guaranteed),
+            )
+        )
     rows.append(("total", "", "", "", format_quantity(err.promised)))
     rows.append(("host can promise", "", "", "", format_quantity(max(err.capacity, 0))))
     return table(rows)
@@ -79,8 +93,9 @@ def render_admission(err: AdmissionError) -> str:
 
 def table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("   ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return "\n".join(
+        "   ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def render_result(result: ApplyResult) -> str:
@@ -101,16 +116,26 @@ def render_result(result: ApplyResult) -> str:
 def observed_row(obs: Observed, wide: bool) -> list[str]:
     f = obs.fields
     state = f.get("state", "Active" if obs.ref.kind in ("StoragePool", "Network") else "-")
-    row = [obs.ref.kind, obs.ref.name, str(state), str(f.get("cpus", "-")),
-           str(f.get("memory", "-")), "yes" if obs.owned else "no"]
+    row = [
+        obs.ref.kind,
+        obs.ref.name,
+        str(state),
+        str(f.get("cpus", "-")),
+        str(f.get("memory", "-")),
+        "yes" if obs.owned else "no",
+    ]
     if wide:
         guarantee = "-"
         if obs.guaranteed_bytes:
             how = "min_guarantee" if not obs.owned else "recon"
             guarantee = f"{format_quantity(obs.guaranteed_bytes)} ({how})"
-        row += [guarantee, str(f.get("autostart", "-")), obs.uuid or "-",
-                (obs.stamp.revision or "-") if obs.stamp else "-",
-                obs.stamp.file if obs.stamp else "-"]
+        row += [
+            guarantee,
+            str(f.get("autostart", "-")),
+            obs.uuid or "-",
+            (obs.stamp.revision or "-") if obs.stamp else "-",
+            obs.stamp.file if obs.stamp else "-",
+        ]
     return row
 
 
@@ -122,9 +147,11 @@ def render_inventory(observation: Observation, objects: Sequence[Observed], wide
     text = table(rows)
     if wide:
         promised = sum(o.guaranteed_bytes for o in objects if o.running)
-        text += (f"\n\nhost {observation.host.hostname} ({observation.host.driver}): "
-                 f"{format_quantity(observation.host.memory_bytes)} RAM, "
-                 f"{format_quantity(promised)} promised to running guests")
+        text += (
+            f"\n\nhost {observation.host.hostname} ({observation.host.driver}): "
+            f"{format_quantity(observation.host.memory_bytes)} RAM, "
+            f"{format_quantity(promised)} promised to running guests"
+        )
     return text
 
 

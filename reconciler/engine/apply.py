@@ -29,8 +29,15 @@ class ApplyResult:
         return self.failed is None
 
     def summary(self) -> dict[str, int]:
-        counts = {"created": 0, "updated live": 0, "updated": 0, "restarted": 0,
-                  "replaced": 0, "deleted": 0, "unchanged": self.unchanged}
+        counts = {
+            "created": 0,
+            "updated live": 0,
+            "updated": 0,
+            "restarted": 0,
+            "replaced": 0,
+            "deleted": 0,
+            "unchanged": self.unchanged,
+        }
         for change, _ in self.applied:
             if change.action is Action.CREATE:
                 counts["created"] += 1
@@ -47,8 +54,9 @@ class ApplyResult:
         return counts
 
 
-def apply_plan(plan: Plan, resources: Sequence[Resource], provider: Provider,
-               context: ApplyContext) -> ApplyResult:
+def apply_plan(
+    plan: Plan, resources: Sequence[Resource], provider: Provider, context: ApplyContext
+) -> ApplyResult:
     by_ref: dict[ResourceRef, Resource] = {r.ref: r for r in resources}
     result = ApplyResult(unchanged=len(plan.unchanged))
     for index, change in enumerate(plan.changes):

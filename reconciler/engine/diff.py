@@ -37,14 +37,30 @@ _REPLACE: dict[str, set[str]] = {
     "Template": {"format", "pool", "source.file.path", "source.file.sha256"},
 }
 # Fields a running guest takes without a reboot (when the host can do it).
-_LIVE = {"state", "autostart", "memoryGuarantee", "cpus", "memory", "disks[].size",
-         "disk.size", "swap", "guest.users[].password.valueFrom.env",
-         "guest.users[].password.valueFrom.file", "guest.users[].sshAuthorizedKeys"}
+_LIVE = {
+    "state",
+    "autostart",
+    "memoryGuarantee",
+    "cpus",
+    "memory",
+    "disks[].size",
+    "disk.size",
+    "swap",
+    "guest.users[].password.valueFrom.env",
+    "guest.users[].password.valueFrom.file",
+    "guest.users[].sshAuthorizedKeys",
+}
 # The host capability a live change needs; without it the change waits for a restart.
 LIVE_NEEDS = {"memory": "live-memory", "cpus": "live-vcpus"}
 # Changes a host cannot make at all: reported, never pretended.
-NEEDS = {"disks[].size": "volume-resize", "disk.size": "volume-resize", "ksm.enabled": "ksm",
-         "ksm.pagesToScan": "ksm", "ksm.sleepMillisecs": "ksm", "ksm.mergeAcrossNodes": "ksm"}
+NEEDS = {
+    "disks[].size": "volume-resize",
+    "disk.size": "volume-resize",
+    "ksm.enabled": "ksm",
+    "ksm.pagesToScan": "ksm",
+    "ksm.sleepMillisecs": "ksm",
+    "ksm.mergeAcrossNodes": "ksm",
+}
 
 
 def _quantity(value: Any) -> int | None:
@@ -62,8 +78,15 @@ class DiffResult:
     unsupported: list[str] = field(default_factory=list)
 
 
-def classify(kind: str, path: str, before: Any, after: Any, desired: Fields,
-             observed: Observed, capabilities: dict[str, bool]) -> Disruption:
+def classify(
+    kind: str,
+    path: str,
+    before: Any,
+    after: Any,
+    desired: Fields,
+    observed: Observed,
+    capabilities: dict[str, bool],
+) -> Disruption:
     base = _base(path)
     if base in _REPLACE.get(kind, set()):
         return Disruption.REPLACE
@@ -93,8 +116,9 @@ def classify(kind: str, path: str, before: Any, after: Any, desired: Fields,
     return Disruption.RESTART
 
 
-def _compare(res: Resource, observed: Observed, capabilities: dict[str, bool],
-             unsupported: list[str]) -> tuple[list[FieldChange], Fields]:
+def _compare(
+    res: Resource, observed: Observed, capabilities: dict[str, bool], unsupported: list[str]
+) -> tuple[list[FieldChange], Fields]:
     applied = observed.stamp.applied if observed.stamp else {}
     desired = desired_fields(res.manifest, applied)
     out: list[FieldChange] = []
@@ -109,11 +133,12 @@ def _compare(res: Resource, observed: Observed, capabilities: dict[str, bool],
             continue
         need = NEEDS.get(_base(path))
         if need and not capabilities.get(need, False):
-            unsupported.append(f"{res.ref}: {path}: this host cannot change it ({need} is not "
-                               "supported); left as it is")
+            unsupported.append(
+                f"{res.ref}: {path}: this host cannot change it ({need} is not "
+                "supported); left as it is"
+            )
             continue
-        disruption = classify(res.ref.kind, path, before, after, desired, observed,
-                              capabilities)
+        disruption = classify(res.ref.kind, path, before, after, desired, observed, capabilities)
         out.append(FieldChange(path, before, after, disruption))
     return out, desired
 
@@ -126,8 +151,9 @@ def _max_disruption(fields: Sequence[FieldChange]) -> Disruption:
     return worst
 
 
-def diff(resources: Sequence[Resource], observation: Observation, *, adopt: bool = False
-         ) -> DiffResult:
+def diff(
+    resources: Sequence[Resource], observation: Observation, *, adopt: bool = False
+) -> DiffResult:
     result = DiffResult()
     caps = observation.host.capabilities
     for res in resources:
@@ -137,10 +163,16 @@ def diff(resources: Sequence[Resource], observation: Observation, *, adopt: bool
             continue
         if observed is None:
             desired = desired_fields(res.manifest)
-            result.changes.append(Change(
-                res.ref, Action.CREATE, Disruption.NONE,
-                tuple(FieldChange(k, None, v, Disruption.NONE) for k, v in desired.items()),
-                "not on the host", res.file))
+            result.changes.append(
+                Change(
+                    res.ref,
+                    Action.CREATE,
+                    Disruption.NONE,
+                    tuple(FieldChange(k, None, v, Disruption.NONE) for k, v in desired.items()),
+                    "not on the host",
+                    res.file,
+                )
+            )
             continue
         if not observed.owned and not adopt:
             result.not_owned.append(res.ref)
@@ -150,20 +182,31 @@ def diff(resources: Sequence[Resource], observation: Observation, *, adopt: bool
         if fields:
             action = Action.REPLACE if worst is Disruption.REPLACE else Action.UPDATE
             reason = "adopt" if not observed.owned else "differs from the manifest"
-            result.changes.append(Change(res.ref, action, worst, tuple(fields), reason,
-                                         res.file))
-        elif not observed.owned or observed.stamp is None or \
-                observed.stamp.spec_hash != spec_hash(desired):
+            result.changes.append(Change(res.ref, action, worst, tuple(fields), reason, res.file))
+        elif (
+            not observed.owned
+            or observed.stamp is None
+            or observed.stamp.spec_hash != spec_hash(desired)
+        ):
             # Same on the host, but the stamp is missing or stale: record the new spec.
-            result.changes.append(Change(res.ref, Action.UPDATE, Disruption.NONE, (),
-                                         "adopt" if not observed.owned else "stamp", res.file))
+            result.changes.append(
+                Change(
+                    res.ref,
+                    Action.UPDATE,
+                    Disruption.NONE,
+                    (),
+                    "adopt" if not observed.owned else "stamp",
+                    res.file,
+                )
+            )
         else:
             result.unchanged.append(res.ref)
     return result
 
 
-def _diff_host_policy(res: Resource, observed: Observed | None, caps: dict[str, bool],
-                      result: DiffResult) -> None:
+def _diff_host_policy(
+    res: Resource, observed: Observed | None, caps: dict[str, bool], result: DiffResult
+) -> None:
     """The host itself always exists; only its KSM settings live on it. The memory reserve and
     overcommit policy are recon's own and act at admission time."""
     assert isinstance(res.manifest, HostPolicy)
@@ -173,22 +216,31 @@ def _diff_host_policy(res: Resource, observed: Observed | None, caps: dict[str, 
         return
     wanted = {k: v for k, v in desired_fields(res.manifest).items() if k.startswith("ksm.")}
     if not caps.get("ksm", False) or observed is None:
-        result.unsupported.append(f"{res.ref}: ksm: this host does not expose KSM settings; "
-                                  "left as they are (memoryReserve and guaranteeOvercommit "
-                                  "still apply)")
+        result.unsupported.append(
+            f"{res.ref}: ksm: this host does not expose KSM settings; "
+            "left as they are (memoryReserve and guaranteeOvercommit "
+            "still apply)"
+        )
         result.unchanged.append(res.ref)
         return
-    fields = tuple(FieldChange(k, observed.fields.get(k), v, Disruption.LIVE)
-                   for k, v in wanted.items() if observed.fields.get(k) != v)
+    fields = tuple(
+        FieldChange(k, observed.fields.get(k), v, Disruption.LIVE)
+        for k, v in wanted.items()
+        if observed.fields.get(k) != v
+    )
     if fields:
-        result.changes.append(Change(res.ref, Action.UPDATE, Disruption.LIVE, fields,
-                                     "differs from the host", res.file))
+        result.changes.append(
+            Change(
+                res.ref, Action.UPDATE, Disruption.LIVE, fields, "differs from the host", res.file
+            )
+        )
     else:
         result.unchanged.append(res.ref)
 
 
-def prune_candidates(resources: Sequence[Resource], observation: Observation, set_name: str
-                     ) -> list[Change]:
+def prune_candidates(
+    resources: Sequence[Resource], observation: Observation, set_name: str
+) -> list[Change]:
     """Objects recon owns in this set that no manifest names any more."""
     wanted = {r.ref for r in resources}
     out: list[Change] = []
@@ -197,8 +249,14 @@ def prune_candidates(resources: Sequence[Resource], observation: Observation, se
             continue
         if obs.stamp.set_name != set_name:
             continue
-        out.append(Change(ref, Action.DELETE, Disruption.REPLACE if ref.kind in GUESTS
-                          else Disruption.NONE, (), "no manifest names it (prune)",
-                          obs.stamp.file))
+        out.append(
+            Change(
+                ref,
+                Action.DELETE,
+                Disruption.REPLACE if ref.kind in GUESTS else Disruption.NONE,
+                (),
+                "no manifest names it (prune)",
+                obs.stamp.file,
+            )
+        )
     return out
-

@@ -28,8 +28,11 @@ def _limit(name: str) -> int | None:
 
 def failpoint(name: str) -> None:
     global _count
-    if not ("RECON_KILL_AT" in os.environ or "RECON_FAIL_AT" in os.environ
-            or "RECON_FAILPOINT_LOG" in os.environ):
+    if not (
+        "RECON_KILL_AT" in os.environ
+        or "RECON_FAIL_AT" in os.environ
+        or "RECON_FAILPOINT_LOG" in os.environ
+    ):
         return
     _count += 1
     log = os.environ.get("RECON_FAILPOINT_LOG")

@@ -34,7 +34,8 @@ class HostLock:
             os.close(fd)
             raise HostLocked(
                 f"another recon (pid {holder}) is changing {self.uri}",
-                "wait for it to finish; the lock goes away with its process") from None
+                "wait for it to finish; the lock goes away with its process",
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -48,6 +49,10 @@ class HostLock:
         self.acquire()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.release()

@@ -62,8 +62,9 @@ def _guarantee_of(res: Resource) -> tuple[int, int | None, bool]:
     return 0, None, False
 
 
-def admission(resources: Sequence[Resource], observation: Observation,
-              deleting: set[ResourceRef]) -> tuple[list[Holder], int, int, str]:
+def admission(
+    resources: Sequence[Resource], observation: Observation, deleting: set[ResourceRef]
+) -> tuple[list[Holder], int, int, str]:
     """Who holds what once the plan is applied, and whether it fits."""
     policy = next((r.manifest for r in resources if isinstance(r.manifest, HostPolicy)), None)
     reserve = policy.spec.memory_reserve if policy else 0
@@ -79,43 +80,48 @@ def admission(resources: Sequence[Resource], observation: Observation,
             continue
         if obs.running and obs.guaranteed_bytes:
             pct = round(100 * obs.guaranteed_bytes / obs.memory_bytes) if obs.memory_bytes else None
-            holders.append(Holder(str(ref), obs.owned, obs.memory_bytes, pct,
-                                  obs.guaranteed_bytes))
+            holders.append(Holder(str(ref), obs.owned, obs.memory_bytes, pct, obs.guaranteed_bytes))
     capacity = observation.host.memory_bytes - reserve
     promised = sum(h.guaranteed for h in holders)
     return holders, capacity, promised, mode
 
 
-def make_plan(resources: Sequence[Resource], observation: Observation,
-              options: PlanOptions = PlanOptions()) -> Plan:
+def make_plan(
+    resources: Sequence[Resource], observation: Observation, options: PlanOptions = PlanOptions()
+) -> Plan:
     if not resources and not options.allow_empty:
-        raise PlanRefused("the desired set is empty",
-                          "pass --allow-empty if you really mean to remove everything")
+        raise PlanRefused(
+            "the desired set is empty", "pass --allow-empty if you really mean to remove everything"
+        )
     result = diff(resources, observation, adopt=options.adopt)
     if result.not_owned:
         names = ", ".join(str(r) for r in result.not_owned)
         raise PlanRefused(
             f"{names}: exists on the host but was not created by recon; it is left untouched",
-            "rename the manifest, remove the object yourself, or take it over with --adopt")
+            "rename the manifest, remove the object yourself, or take it over with --adopt",
+        )
     changes = result.changes
     deletes: list[Change] = []
     if options.prune:
         if not observation.complete:
-            raise PlanRefused("the host was only partly observed; refusing to prune",
-                              "fix the observation errors above and run again")
+            raise PlanRefused(
+                "the host was only partly observed; refusing to prune",
+                "fix the observation errors above and run again",
+            )
         deletes = prune_candidates(resources, observation, options.set_name)
     order = {ref: i for i, ref in enumerate(creation_order(resources))}
     changes.sort(key=lambda c: order.get(c.ref, len(order)))
     deletes.sort(key=lambda c: sort_key(c.ref), reverse=True)
-    holders, capacity, promised, mode = admission(
-        resources, observation, {c.ref for c in deletes})
+    holders, capacity, promised, mode = admission(resources, observation, {c.ref for c in deletes})
     warnings = list(result.unsupported)
     if promised > capacity:
         if mode == "Refuse":
             raise AdmissionError(capacity, promised, holders)
-        warnings.append(f"memory guarantees promise {format_quantity(promised)}, more than "
-                        f"the {format_quantity(max(capacity, 0))} the host can promise "
-                        "(guaranteeOvercommit: Warn)")
+        warnings.append(
+            f"memory guarantees promise {format_quantity(promised)}, more than "
+            f"the {format_quantity(max(capacity, 0))} the host can promise "
+            "(guaranteeOvercommit: Warn)"
+        )
     return Plan(
         changes=changes + deletes,
         unchanged=sorted(result.unchanged, key=sort_key),

@@ -40,8 +40,9 @@ def sort_key(ref: ResourceRef) -> tuple[int, str]:
     return (kind_rank(ref.kind), ref.name)
 
 
-def creation_order(resources: Sequence[Resource], extra: Iterable[ResourceRef] = ()
-                   ) -> list[ResourceRef]:
+def creation_order(
+    resources: Sequence[Resource], extra: Iterable[ResourceRef] = ()
+) -> list[ResourceRef]:
     """Dependencies first. Refs in `extra` (objects only on the host) are ordered by kind."""
     graph: dict[ResourceRef, set[ResourceRef]] = {}
     for res in resources:

@@ -95,8 +95,9 @@ class _Context:
     kind: str | None
     name: str | None
 
-    def diag(self, path: FieldPath, message: str, hint: str | None = None, *, key: bool = False
-             ) -> Diagnostic:
+    def diag(
+        self, path: FieldPath, message: str, hint: str | None = None, *, key: bool = False
+    ) -> Diagnostic:
         mark: Mark | None = self.doc.key_marks.get(path) if key else None
         if mark is None:
             mark = self.doc.mark_for(path)
@@ -125,7 +126,7 @@ def _value_at(data: Any, path: FieldPath) -> Any:
 def _validator(kind: str) -> jsonschema.protocols.Validator:
     schema = kind_schema(kind)
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 def _allowed_keys(kind: str, path: FieldPath) -> list[str]:
@@ -196,8 +197,13 @@ def _pydantic_diagnostics(ctx: _Context, error: ValidationError) -> list[Diagnos
             out.append(ctx.diag(path, f"missing required field '{path[-1]}'"))
         elif etype in _TYPE_WORDS:
             expected = _TYPE_WORDS[etype]
-            out.append(ctx.diag(path, f"expected {expected}, found {_describe_input(found)}",
-                                _type_hint(found, expected)))
+            out.append(
+                ctx.diag(
+                    path,
+                    f"expected {expected}, found {_describe_input(found)}",
+                    _type_hint(found, expected),
+                )
+            )
         elif etype == "string_pattern_mismatch":
             out.append(ctx.diag(path, _pattern_message(str(ctx_info.get("pattern")))))
         elif etype == "literal_error":
@@ -205,8 +211,7 @@ def _pydantic_diagnostics(ctx: _Context, error: ValidationError) -> list[Diagnos
         elif etype == "value_error":
             out.append(ctx.diag(path, str(err["msg"]).removeprefix("Value error, ")))
         elif etype == "string_too_long":
-            out.append(ctx.diag(path, f"too long: at most {ctx_info.get('max_length')} "
-                                "characters"))
+            out.append(ctx.diag(path, f"too long: at most {ctx_info.get('max_length')} characters"))
         else:
             # Pydantic's own messages do not include the input (hide_input_in_errors).
             out.append(ctx.diag(path, str(err["msg"])))
@@ -221,16 +226,20 @@ def _schema_diagnostics(ctx: _Context) -> list[Diagnostic]:
         keyword = err.validator
         while keyword == "anyOf" and err.context:
             # Optional fields are "X or null": the X branch says what was wrong.
-            inner = [e for e in err.context if e.schema.get("type") != "null"]
+            inner = [
+                e
+                for e in err.context
+                if not (isinstance(e.schema, dict) and e.schema.get("type") == "null")
+            ]
             if not inner:
                 break
             err = max(inner, key=lambda e: len(e.absolute_path))
             keyword = err.validator
             path = tuple(err.absolute_path)
-        schema = err.schema if isinstance(err.schema, dict) else {}
+        schema: dict[str, Any] = err.schema if isinstance(err.schema, dict) else {}
         if keyword == "additionalProperties":
             known = set(schema.get("properties", {}))
-            for key in err.instance:
+            for key in err.instance if isinstance(err.instance, dict) else {}:
                 if key not in known:
                     out.append(_unknown_field(ctx, (*path, key)))
         elif keyword == "required":
@@ -240,8 +249,9 @@ def _schema_diagnostics(ctx: _Context) -> list[Diagnostic]:
                     out.append(ctx.diag((*path, key), f"missing required field '{key}'"))
         elif keyword == "type":
             expected = _JSON_TYPE_WORDS.get(str(schema.get("type")), str(schema.get("type")))
-            out.append(ctx.diag(path, f"expected {expected}, found "
-                                f"{_describe_input(err.instance)}"))
+            out.append(
+                ctx.diag(path, f"expected {expected}, found {_describe_input(err.instance)}")
+            )
         elif keyword == "pattern":
             out.append(ctx.diag(path, _pattern_message(str(schema.get("pattern")))))
         elif keyword in ("enum", "const"):
@@ -263,17 +273,21 @@ def _envelope(doc: RawDocument) -> tuple[_Context, list[Diagnostic]]:
     version = data.get("apiVersion")
     if version != API_VERSION:
         found = "missing" if version is None else "unsupported"
-        diags.append(ctx.diag(("apiVersion",), f"apiVersion is {found}; expected "
-                              f"'{API_VERSION}'"))
+        diags.append(ctx.diag(("apiVersion",), f"apiVersion is {found}; expected '{API_VERSION}'"))
     if kind is None:
         if raw_kind is None:
-            diags.append(ctx.diag(("kind",), "missing required field 'kind'",
-                                  "one of: " + ", ".join(KINDS)))
+            diags.append(
+                ctx.diag(("kind",), "missing required field 'kind'", "one of: " + ", ".join(KINDS))
+            )
         else:
             close = difflib.get_close_matches(str(raw_kind), list(KINDS), n=1)
-            diags.append(ctx.diag(("kind",), "unknown kind",
-                                  f"did you mean '{close[0]}'?" if close
-                                  else "one of: " + ", ".join(KINDS)))
+            diags.append(
+                ctx.diag(
+                    ("kind",),
+                    "unknown kind",
+                    f"did you mean '{close[0]}'?" if close else "one of: " + ", ".join(KINDS),
+                )
+            )
     return ctx, diags
 
 
@@ -288,8 +302,9 @@ class ValidationResult:
         return not self.diagnostics
 
 
-def validate_documents(docs: Sequence[RawDocument], *, with_schema: bool = False
-                       ) -> ValidationResult:
+def validate_documents(
+    docs: Sequence[RawDocument], *, with_schema: bool = False
+) -> ValidationResult:
     """Models for every document that is valid, diagnostics for every one that is not.
 
     with_schema also runs the JSON Schemas; they agree with the models by construction (both
@@ -310,11 +325,14 @@ def validate_documents(docs: Sequence[RawDocument], *, with_schema: bool = False
                 previous = contexts.get(resource.ref)
                 if previous is not None:
                     first = previous.doc.mark
-                    diags.append(ctx.diag(
-                        ("metadata", "name"),
-                        f"duplicate {resource.ref}: first defined at "
-                        f"{previous.doc.file}:{first.line}:{first.column}",
-                        "each Kind/name must be defined once across all files"))
+                    diags.append(
+                        ctx.diag(
+                            ("metadata", "name"),
+                            f"duplicate {resource.ref}: first defined at "
+                            f"{previous.doc.file}:{first.line}:{first.column}",
+                            "each Kind/name must be defined once across all files",
+                        )
+                    )
                 else:
                     contexts[resource.ref] = ctx
                     result.resources.append(resource)
@@ -338,33 +356,44 @@ class _Index:
     templates: dict[str, Template]
 
 
-def _ref(index: _Index, kind: str, name: str | None, path: FieldPath
-         ) -> Iterable[tuple[FieldPath, str, str | None]]:
+def _ref(
+    index: _Index, kind: str, name: str | None, path: FieldPath
+) -> Iterable[tuple[FieldPath, str, str | None]]:
     if name is None or name in index.names.get(kind, set()):
         return
     known = sorted(index.names.get(kind, set()))
     close = difflib.get_close_matches(name, known, n=1)
-    hint = (f"did you mean '{close[0]}'?" if close else
-            f"define a {kind} named '{name}'" + (f" (defined: {', '.join(known[:10])})"
-                                                   if known else ""))
+    hint = (
+        f"did you mean '{close[0]}'?"
+        if close
+        else f"define a {kind} named '{name}'"
+        + (f" (defined: {', '.join(known[:10])})" if known else "")
+    )
     yield path, f"refers to {kind} '{name}', which no manifest defines", hint
 
 
-def _template_format(index: _Index, name: str | None, wanted: str, path: FieldPath
-                     ) -> Iterable[tuple[FieldPath, str, str | None]]:
+def _template_format(
+    index: _Index, name: str | None, wanted: str, path: FieldPath
+) -> Iterable[tuple[FieldPath, str, str | None]]:
     template = index.templates.get(name or "")
     if template is not None and template.spec.format != wanted:
         use = "a VM disk" if wanted == "qcow2" else "a container"
-        yield (path, f"Template '{name}' has format '{template.spec.format}'; {use} needs "
-               f"format '{wanted}'", None)
+        yield (
+            path,
+            f"Template '{name}' has format '{template.spec.format}'; {use} needs format '{wanted}'",
+            None,
+        )
 
 
 def _check_vm(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str, str | None]]:
     assert isinstance(m, VirtualMachine)
     s = m.spec
     if s.max_memory is not None and s.memory > s.max_memory:
-        yield ("spec", "memory"), "memory is larger than maxMemory", \
-            "raise maxMemory (the hotplug ceiling) or lower memory"
+        yield (
+            ("spec", "memory"),
+            "memory is larger than maxMemory",
+            "raise maxMemory (the hotplug ceiling) or lower memory",
+        )
     if s.memory < MIN_MEMORY:
         yield ("spec", "memory"), "memory must be at least 16Mi", None
     if s.max_cpus is not None and s.cpus > s.max_cpus:
@@ -376,8 +405,7 @@ def _check_vm(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str, str 
         seen.add(disk.name)
         yield from _ref(index, "StoragePool", disk.pool, ("spec", "disks", i, "pool"))
         yield from _ref(index, "Template", disk.template, ("spec", "disks", i, "template"))
-        yield from _template_format(index, disk.template, "qcow2",
-                                    ("spec", "disks", i, "template"))
+        yield from _template_format(index, disk.template, "qcow2", ("spec", "disks", i, "template"))
     for i, iface in enumerate(s.interfaces):
         yield from _ref(index, "Network", iface.network, ("spec", "interfaces", i, "network"))
     if s.guest:
@@ -409,11 +437,17 @@ def _check_network(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str,
     s = m.spec
     if s.mode == "bridge":
         if s.bridge is None:
-            yield ("spec", "bridge"), "mode 'bridge' needs the name of an existing host " \
-                "bridge", None
+            yield (
+                ("spec", "bridge"),
+                "mode 'bridge' needs the name of an existing host bridge",
+                None,
+            )
         if s.ipv4 is not None:
-            yield ("spec", "ipv4"), "mode 'bridge' takes no ipv4: the host bridge has its own " \
-                "addressing", None
+            yield (
+                ("spec", "ipv4"),
+                "mode 'bridge' takes no ipv4: the host bridge has its own addressing",
+                None,
+            )
         return
     if s.ipv4 is None:
         return
@@ -427,7 +461,7 @@ def _check_network(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str,
         for part, addr in (("start", start), ("end", end)):
             if addr not in net:
                 yield ("spec", "ipv4", "dhcp", part), f"outside the network {net}", None
-        if start > end:
+        if start.version == end.version and int(start) > int(end):
             yield ("spec", "ipv4", "dhcp", "end"), "dhcp end comes before start", None
 
 
@@ -439,9 +473,12 @@ _CHECKS: dict[str, Check] = {
 }
 
 
-def _unique_across(resources: Sequence[Resource], contexts: dict[ResourceRef, _Context],
-                   values: Callable[[Manifest], Iterable[tuple[FieldPath, str]]],
-                   what: str) -> list[Diagnostic]:
+def _unique_across(
+    resources: Sequence[Resource],
+    contexts: dict[ResourceRef, _Context],
+    values: Callable[[Manifest], Iterable[tuple[FieldPath, str]]],
+    what: str,
+) -> list[Diagnostic]:
     """One diagnostic per repeat of a value that must be unique on a host (UUID, MAC)."""
     first: dict[str, tuple[ResourceRef, FieldPath]] = {}
     out: list[Diagnostic] = []
@@ -468,13 +505,16 @@ def _macs(m: Manifest) -> Iterable[tuple[FieldPath, str]]:
             yield ("spec", "interfaces", i, "mac"), iface.mac
 
 
-def cross_check(resources: Sequence[Resource], contexts: dict[ResourceRef, _Context]
-                ) -> list[Diagnostic]:
+def cross_check(
+    resources: Sequence[Resource], contexts: dict[ResourceRef, _Context]
+) -> list[Diagnostic]:
     names: dict[str, set[str]] = {}
     for res in resources:
         names.setdefault(res.ref.kind, set()).add(res.ref.name)
-    index = _Index(names, {r.ref.name: r.manifest for r in resources  # type: ignore[misc]
-                           if isinstance(r.manifest, Template)})
+    index = _Index(
+        names,
+        {r.ref.name: r.manifest for r in resources if isinstance(r.manifest, Template)},
+    )
     out: list[Diagnostic] = []
     for res in resources:
         check = _CHECKS.get(res.ref.kind)
@@ -486,8 +526,11 @@ def cross_check(resources: Sequence[Resource], contexts: dict[ResourceRef, _Cont
     out += _unique_across(resources, contexts, _macs, "MAC address")
     policies = [r for r in resources if isinstance(r.manifest, HostPolicy)]
     for extra in policies[1:]:
-        out.append(contexts[extra.ref].diag(
-            ("metadata", "name"),
-            f"a second HostPolicy; {policies[0].ref} already sets the host's policy",
-            "keep one HostPolicy per host"))
+        out.append(
+            contexts[extra.ref].diag(
+                ("metadata", "name"),
+                f"a second HostPolicy; {policies[0].ref} already sets the host's policy",
+                "keep one HostPolicy per host",
+            )
+        )
     return out

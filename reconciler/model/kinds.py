@@ -8,7 +8,6 @@ document live in reconciler.load.validate, where they can name the exact field.
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -39,7 +38,9 @@ NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 HOSTNAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 MAC_PATTERN = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
-LABEL_KEY_PATTERN = r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
+)
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][A-Za-z0-9._-]{0,61})?[A-Za-z0-9])?$"
 USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -49,7 +50,10 @@ OS_NAME_PATTERN = r"^[a-z][a-z0-9._-]{0,31}$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 URL_PATTERN = r"^(https?|file)://[^\s]{1,2000}$"
 IFACE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"
-SSH_KEY_PATTERN = r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\n]*)?$"
+SSH_KEY_PATTERN = (
+    r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) "
+    r"[A-Za-z0-9+/=]+( [^\n]*)?$"
+)
 
 PATTERN_HELP: dict[str, str] = {
     NAME_PATTERN: "a DNS label: 1-63 lowercase letters, digits and '-', starting with a letter "
@@ -209,6 +213,7 @@ class SecretRef(Strict):
 # --- shared pieces ----------------------------------------------------------------------------
 
 RunState = Literal["Running", "Stopped"]
+BootDevice = Literal["disk", "network", "cdrom"]
 
 
 class Disk(Strict):
@@ -251,8 +256,8 @@ class VirtualMachineSpec(Strict):
     max_memory: Quantity | None = None
     memory_guarantee: Percent | None = None
     firmware: Literal["bios", "efi"] = "bios"
-    boot_order: list[Literal["disk", "network", "cdrom"]] = Field(
-        default_factory=lambda: ["disk"], min_length=1, max_length=3
+    boot_order: list[BootDevice] = Field(
+        default_factory=lambda: list[BootDevice](["disk"]), min_length=1, max_length=3
     )
     disks: list[Disk] = Field(default_factory=list, max_length=64)
     interfaces: list[VmInterface] = Field(default_factory=list, max_length=32)
@@ -380,7 +385,7 @@ class Container(Manifest):
 
 
 class Template(Manifest):
-    """An EZ OS template: its identity, package set, and where its cache or base image comes from."""
+    """An EZ OS template: identity, package set, and where its cache or base image comes from."""
 
     KIND: ClassVar[str] = "Template"
     kind: Literal["Template"]
@@ -414,5 +419,3 @@ class HostPolicy(Manifest):
 KINDS: dict[str, type[Manifest]] = {
     cls.KIND: cls for cls in (StoragePool, Network, Template, VirtualMachine, Container, HostPolicy)
 }
-
-SECRET_FIELDS = re.compile(r"(^|\.)password(\.|$)")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from reconciler.model.refs import ResourceRef
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     REPLACE = "replace"
@@ -20,7 +20,7 @@ class Action(str, Enum):
         return {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}[self.value]
 
 
-class Disruption(str, Enum):
+class Disruption(StrEnum):
     """How much a change disturbs a running guest, from least to most."""
 
     NONE = "none"  # config only, or the guest is not running
@@ -62,9 +62,7 @@ class Change:
             "disruption": self.disruption.value,
             "reason": self.reason,
             "file": self.file,
-            "fields": [
-                {**asdict(f), "disruption": f.disruption.value} for f in self.fields
-            ],
+            "fields": [{**asdict(f), "disruption": f.disruption.value} for f in self.fields],
         }
 
     @classmethod

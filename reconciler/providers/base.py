@@ -77,9 +77,19 @@ class Observation:
         h = hashlib.sha256()
         for ref in sorted(self.objects):
             obs = self.objects[ref]
-            h.update(json.dumps([str(ref), obs.fields, obs.running, obs.uuid,
-                                 obs.stamp.spec_hash if obs.stamp else None],
-                                sort_keys=True, default=str).encode())
+            h.update(
+                json.dumps(
+                    [
+                        str(ref),
+                        obs.fields,
+                        obs.running,
+                        obs.uuid,
+                        obs.stamp.spec_hash if obs.stamp else None,
+                    ],
+                    sort_keys=True,
+                    default=str,
+                ).encode()
+            )
         return h.hexdigest()
 
 

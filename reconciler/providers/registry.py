@@ -19,8 +19,10 @@ def available() -> list[str]:
 def open_provider(name: str, uri: str | None, home: Path) -> Provider:
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not matches:
-        raise ReconError(f"no provider named '{name}'",
-                         f"installed providers: {', '.join(available()) or 'none'}")
+        raise ReconError(
+            f"no provider named '{name}'",
+            f"installed providers: {', '.join(available()) or 'none'}",
+        )
     factory: Any = matches[0].load()
     provider: Provider = factory(uri=uri, home=home)
     return provider

@@ -14,8 +14,10 @@ def resolve_secret(ref: SecretRef, base_dir: Path) -> str:
     if source.env is not None:
         value = os.environ.get(source.env)
         if value is None:
-            raise ProviderError(f"secret environment variable {source.env} is not set",
-                                f"export {source.env} before running recon")
+            raise ProviderError(
+                f"secret environment variable {source.env} is not set",
+                f"export {source.env} before running recon",
+            )
         return value
     assert source.file is not None
     path = Path(source.file)

@@ -107,8 +107,14 @@ def test_status_in_manifest_is_refused_with_hint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "why"),
-    [("a</name>", "XML"), ("../x", "path"), ("-rf", "flag"), ("x" * 300, "long"),
-     ("Web", "upper"), ("web-", "trailing dash")],
+    [
+        ("a</name>", "XML"),
+        ("../x", "path"),
+        ("-rf", "flag"),
+        ("x" * 300, "long"),
+        ("Web", "upper"),
+        ("web-", "trailing dash"),
+    ],
 )
 def test_dangerous_names_are_refused(tmp_path: Path, name: str, why: str) -> None:
     quoted = '"' + name + '"'
@@ -214,8 +220,12 @@ def test_secret_value_in_any_error_is_never_echoed(tmp_path: Path) -> None:
 
 
 def test_all_errors_of_a_run_are_reported_together(tmp_path: Path) -> None:
-    _, diags = load(tmp_path, vm('cpus: "1"\nmemory: 1Gi\n', name="a"),
-                    vm("cpus: 1\nmemory: 5\n", name="b"), "apiVersion: v2\nkind: Foo\n")
+    _, diags = load(
+        tmp_path,
+        vm('cpus: "1"\nmemory: 1Gi\n', name="a"),
+        vm("cpus: 1\nmemory: 5\n", name="b"),
+        "apiVersion: v2\nkind: Foo\n",
+    )
     assert len(diags) == 4
     assert {d.name for d in diags} >= {"a", "b"}
 
@@ -253,7 +263,9 @@ def test_second_host_policy_is_refused(tmp_path: Path) -> None:
 
 
 def test_vm_disk_template_must_be_a_qcow2_image(tmp_path: Path) -> None:
-    spec = ("cpus: 1\nmemory: 1Gi\ndisks:\n  - name: root\n    pool: default\n"
-            "    size: 1Gi\n    template: deb\n")
+    spec = (
+        "cpus: 1\nmemory: 1Gi\ndisks:\n  - name: root\n    pool: default\n"
+        "    size: 1Gi\n    template: deb\n"
+    )
     d = only(load(tmp_path, POOL, TEMPLATE, vm(spec))[1])
     assert "needs format 'qcow2'" in d.message

@@ -41,8 +41,15 @@ def default_home() -> Path:
 def _empty_node(memory_kib: int, cpus: int) -> ET.Element:
     node = ET.Element("node")
     cpu = ET.SubElement(node, "cpu")
-    for tag, value in (("mhz", 2400), ("model", "x86_64"), ("nodes", 1), ("sockets", 1),
-                       ("cores", cpus), ("threads", 1), ("active", cpus)):
+    for tag, value in (
+        ("mhz", 2400),
+        ("model", "x86_64"),
+        ("nodes", 1),
+        ("sockets", 1),
+        ("cores", cpus),
+        ("threads", 1),
+        ("active", cpus),
+    ):
         ET.SubElement(cpu, tag).text = str(value)
     ET.SubElement(node, "memory").text = str(memory_kib)
     return node
@@ -99,8 +106,9 @@ class EmbeddedHost:
         for dom in conn.listAllDomains(0):
             elem = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
             state = dom.state()[0]
-            run = {libvirt.VIR_DOMAIN_RUNNING: RUNNING, libvirt.VIR_DOMAIN_PAUSED: PAUSED
-                   }.get(state, SHUTOFF)
+            run = {libvirt.VIR_DOMAIN_RUNNING: RUNNING, libvirt.VIR_DOMAIN_PAUSED: PAUSED}.get(
+                state, SHUTOFF
+            )
             ET.SubElement(elem, f"{{{TEST_NS}}}runstate").text = str(run)
             node.append(elem)
             if dom.autostart():

@@ -55,14 +55,38 @@ HOST_POLICY = ResourceRef("HostPolicy", "")
 _DRIVERS = {"TEST": "test", "QEMU": "qemu", "LXC": "lxc", "VZ": "vz", "PARALLELS": "vz"}
 _CAPABILITIES: dict[str, dict[str, bool]] = {
     # What each driver can change on a running guest or on storage; see docs/capabilities.md.
-    "test": {"live-memory": True, "live-vcpus": True, "volume-resize": False,
-             "volume-upload": False, "ksm": False, "guest-password": True},
-    "qemu": {"live-memory": True, "live-vcpus": True, "volume-resize": True,
-             "volume-upload": True, "ksm": False, "guest-password": True},
-    "lxc": {"live-memory": True, "live-vcpus": False, "volume-resize": True,
-            "volume-upload": True, "ksm": False, "guest-password": False},
-    "vz": {"live-memory": True, "live-vcpus": True, "volume-resize": True,
-           "volume-upload": True, "ksm": False, "guest-password": True},
+    "test": {
+        "live-memory": True,
+        "live-vcpus": True,
+        "volume-resize": False,
+        "volume-upload": False,
+        "ksm": False,
+        "guest-password": True,
+    },
+    "qemu": {
+        "live-memory": True,
+        "live-vcpus": True,
+        "volume-resize": True,
+        "volume-upload": True,
+        "ksm": False,
+        "guest-password": True,
+    },
+    "lxc": {
+        "live-memory": True,
+        "live-vcpus": False,
+        "volume-resize": True,
+        "volume-upload": True,
+        "ksm": False,
+        "guest-password": False,
+    },
+    "vz": {
+        "live-memory": True,
+        "live-vcpus": True,
+        "volume-resize": True,
+        "volume-upload": True,
+        "ksm": False,
+        "guest-password": True,
+    },
 }
 
 
@@ -82,17 +106,25 @@ def _lookup(fn: Callable[[str], T], name: str) -> T | None:
     try:
         return fn(name)
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK,
-                                    libvirt.VIR_ERR_NO_STORAGE_POOL,
-                                    libvirt.VIR_ERR_NO_STORAGE_VOL):
+        if exc.get_error_code() in (
+            libvirt.VIR_ERR_NO_DOMAIN,
+            libvirt.VIR_ERR_NO_NETWORK,
+            libvirt.VIR_ERR_NO_STORAGE_POOL,
+            libvirt.VIR_ERR_NO_STORAGE_VOL,
+        ):
             return None
         raise
 
 
 def make_stamp(resource: Resource, context: ApplyContext) -> Stamp:
     fields = desired_fields(resource.manifest)
-    return Stamp(file=resource.file, spec_hash=spec_hash(fields), applied=fields,
-                 revision=context.revision, set_name=context.set_name)
+    return Stamp(
+        file=resource.file,
+        spec_hash=spec_hash(fields),
+        applied=fields,
+        revision=context.revision,
+        set_name=context.set_name,
+    )
 
 
 class LibvirtProvider:
@@ -113,7 +145,8 @@ class LibvirtProvider:
         self.driver = self._driver()
 
     def _driver(self) -> str:
-        kind = _DRIVERS.get(self.conn.getType().upper(), self.conn.getType().lower())
+        name = str(self.conn.getType())
+        kind = _DRIVERS.get(name.upper(), name.lower())
         if kind == "qemu" and os.access("/dev/kvm", os.R_OK | os.W_OK):
             return "kvm"
         return kind
@@ -132,17 +165,23 @@ class LibvirtProvider:
     def observe(self) -> Observation:
         with _host_errors("cannot read the host"):
             info = self.conn.getInfo()
-            host = HostFacts(uri=self.uri, hostname=self.conn.getHostname(), driver=self.driver,
-                             memory_bytes=info[1] * 1024 * 1024, cpus=info[2],
-                             capabilities=self.capabilities)
+            host = HostFacts(
+                uri=self.uri,
+                hostname=self.conn.getHostname(),
+                driver=self.driver,
+                memory_bytes=info[1] * 1024 * 1024,
+                cpus=info[2],
+                capabilities=self.capabilities,
+            )
             objects: dict[ResourceRef, Observed] = {}
             volumes = self._observe_pools(objects)
             self._observe_networks(objects)
             self._observe_domains(objects, volumes)
         return Observation(host=host, objects=objects)
 
-    def _observe_pools(self, objects: dict[ResourceRef, Observed]
-                       ) -> dict[str, tuple[str, lx.ParsedVolume]]:
+    def _observe_pools(
+        self, objects: dict[ResourceRef, Observed]
+    ) -> dict[str, tuple[str, lx.ParsedVolume]]:
         """Pools, their volumes (by path), and the Templates recorded in pool stamps."""
         by_path: dict[str, tuple[str, lx.ParsedVolume]] = {}
         for pool in self.conn.listAllStoragePools(0):
@@ -150,8 +189,9 @@ class LibvirtProvider:
             fields = dict(parsed.fields)
             fields["autostart"] = bool(pool.autostart())
             ref = ResourceRef("StoragePool", parsed.name)
-            objects[ref] = Observed(ref, fields, parsed.stamp, uuid=parsed.uuid,
-                                    extra={"templates": parsed.templates})
+            objects[ref] = Observed(
+                ref, fields, parsed.stamp, uuid=parsed.uuid, extra={"templates": parsed.templates}
+            )
             names: set[str] = set()
             if pool.isActive():
                 for vol in pool.listAllVolumes(0):
@@ -174,12 +214,15 @@ class LibvirtProvider:
             ref = ResourceRef("Network", parsed.name)
             objects[ref] = Observed(ref, fields, parsed.stamp, uuid=parsed.uuid)
 
-    def _observe_domains(self, objects: dict[ResourceRef, Observed],
-                         volumes: dict[str, tuple[str, lx.ParsedVolume]]) -> None:
-        active = {d.name() for d in self.conn.listAllDomains(
-            libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
-        autostart = {d.name() for d in self.conn.listAllDomains(
-            libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)}
+    def _observe_domains(
+        self, objects: dict[ResourceRef, Observed], volumes: dict[str, tuple[str, lx.ParsedVolume]]
+    ) -> None:
+        active = {
+            d.name() for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        }
+        autostart = {
+            d.name() for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
+        }
         for dom in self.conn.listAllDomains(0):
             parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
             running = parsed.name in active
@@ -208,9 +251,15 @@ class LibvirtProvider:
             if parsed.stamp is not None:
                 pct = str(parsed.stamp.applied.get("memoryGuarantee", "0%")).rstrip("%")
                 guaranteed = memory * int(pct) // 100 if pct.isdigit() else guaranteed
-            objects[ref] = Observed(ref, fields, parsed.stamp, uuid=parsed.uuid,
-                                    running=running, guaranteed_bytes=guaranteed,
-                                    memory_bytes=memory)
+            objects[ref] = Observed(
+                ref,
+                fields,
+                parsed.stamp,
+                uuid=parsed.uuid,
+                running=running,
+                guaranteed_bytes=guaranteed,
+                memory_bytes=memory,
+            )
 
     # --- apply -------------------------------------------------------------------------------
 
@@ -234,13 +283,14 @@ class LibvirtProvider:
         obs = context.observation.objects.get(ref)
         adopting = obs is not None and not obs.owned
         if stamp is None and not adopting:
-            raise NotOwnedError(f"{ref} exists on the host but was not created by recon",
-                                "take it over with --adopt, or remove it yourself")
+            raise NotOwnedError(
+                f"{ref} exists on the host but was not created by recon",
+                "take it over with --adopt, or remove it yourself",
+            )
 
     # pools
 
-    def _apply_pool(self, change: Change, resource: Resource | None, context: ApplyContext
-                    ) -> str:
+    def _apply_pool(self, change: Change, resource: Resource | None, context: ApplyContext) -> str:
         name = change.ref.name
         pool = _lookup(self.conn.storagePoolLookupByName, name)
         if change.action is Action.DELETE:
@@ -248,8 +298,10 @@ class LibvirtProvider:
                 return "already gone"
             self._check_owned(change.ref, lx.parse_pool(self._pool_xml(pool)).stamp, context)
             if pool.isActive() and pool.listAllVolumes(0):
-                raise ProviderError(f"{change.ref} still holds volumes; not deleted",
-                                    "delete its guests' volumes first (--delete-volumes)")
+                raise ProviderError(
+                    f"{change.ref} still holds volumes; not deleted",
+                    "delete its guests' volumes first (--delete-volumes)",
+                )
             if pool.isActive():
                 pool.destroy()
             pool.undefine()
@@ -270,8 +322,9 @@ class LibvirtProvider:
                 pool.undefine()
                 pool, existing_uuid = None, None
         stamp = make_stamp(resource, context)
-        xml_text = lx.build_pool(resource.manifest, uuid=existing_uuid, stamp=stamp,
-                                 templates=templates)
+        xml_text = lx.build_pool(
+            resource.manifest, uuid=existing_uuid, stamp=stamp, templates=templates
+        )
         pool = self._define_pool(xml_text)
         if not pool.isActive():
             if self.driver != "test":
@@ -309,8 +362,9 @@ class LibvirtProvider:
         pool = self.conn.storagePoolLookupByName(pool_name)
         parsed = lx.parse_pool(self._pool_xml(pool))
         if parsed.stamp is None:
-            raise NotOwnedError(f"StoragePool/{pool_name} is not managed by recon; templates "
-                                "live in recon's pools")
+            raise NotOwnedError(
+                f"StoragePool/{pool_name} is not managed by recon; templates live in recon's pools"
+            )
         templates = dict(parsed.templates)
         if stamp is None:
             templates.pop(template, None)
@@ -320,8 +374,9 @@ class LibvirtProvider:
 
     # networks
 
-    def _apply_network(self, change: Change, resource: Resource | None, context: ApplyContext
-                       ) -> str:
+    def _apply_network(
+        self, change: Change, resource: Resource | None, context: ApplyContext
+    ) -> str:
         net = _lookup(self.conn.networkLookupByName, change.ref.name)
         if change.action is Action.DELETE or change.action is Action.REPLACE:
             if net is not None:
@@ -338,8 +393,9 @@ class LibvirtProvider:
             parsed = lx.parse_network(net.XMLDesc(0))
             self._check_owned(change.ref, parsed.stamp, context)
             existing_uuid = parsed.uuid
-        xml_text = lx.build_network(resource.manifest, uuid=existing_uuid,
-                                    stamp=make_stamp(resource, context))
+        xml_text = lx.build_network(
+            resource.manifest, uuid=existing_uuid, stamp=make_stamp(resource, context)
+        )
         net = self.conn.networkDefineXML(xml_text)
         if not net.isActive():
             net.create()
@@ -348,17 +404,19 @@ class LibvirtProvider:
 
     # templates
 
-    def _apply_template(self, change: Change, resource: Resource | None, context: ApplyContext
-                        ) -> str:
+    def _apply_template(
+        self, change: Change, resource: Resource | None, context: ApplyContext
+    ) -> str:
         if change.action in (Action.DELETE, Action.REPLACE):
             obs = context.observation.objects.get(change.ref)
             if obs is not None and obs.stamp is not None:
                 pool_name = str(obs.fields["pool"])
                 pool = _lookup(self.conn.storagePoolLookupByName, pool_name)
                 if pool is not None:
-                    vol = _lookup(pool.storageVolLookupByName,
-                                  lx.template_volume_name(change.ref.name,
-                                                          str(obs.fields["format"])))
+                    vol = _lookup(
+                        pool.storageVolLookupByName,
+                        lx.template_volume_name(change.ref.name, str(obs.fields["format"])),
+                    )
                     if vol is not None:
                         vol.delete(0)
                     self._set_template_stamp(pool_name, change.ref.name, None)
@@ -395,16 +453,16 @@ class LibvirtProvider:
             for disk in manifest.spec.disks:
                 wanted.append((disk.name, disk.pool, disk.size, disk.template, disk.format))
         elif isinstance(manifest, Container):
-            wanted.append(("root", manifest.spec.disk.pool, manifest.spec.disk.size, None,
-                           "raw"))
+            wanted.append(("root", manifest.spec.disk.pool, manifest.spec.disk.size, None, "raw"))
         for disk_name, pool_name, size, template, fmt in wanted:
             pool = self.conn.storagePoolLookupByName(pool_name)
             vol_name = lx.volume_name(resource.ref.name, disk_name, fmt)
             vol = _lookup(pool.storageVolLookupByName, vol_name)
             if vol is None:
                 backing = self._template_volume(template) if template else None
-                vol = pool.createXML(lx.build_volume(vol_name, capacity=size, fmt=fmt,
-                                                     backing=backing), 0)
+                vol = pool.createXML(
+                    lx.build_volume(vol_name, capacity=size, fmt=fmt, backing=backing), 0
+                )
             else:
                 capacity = vol.info()[1]
                 if size > capacity:
@@ -421,8 +479,13 @@ class LibvirtProvider:
                 return lx.DiskVolume(parsed.name, vol_name, vol.path(), "qcow2")
         raise ProviderError(f"Template/{template} has no image on the host")
 
-    def _delete_guest(self, dom: libvirt.virDomain, resource_name: str, delete_volumes: bool,
-                      only_disks: set[str] | None = None) -> None:
+    def _delete_guest(
+        self,
+        dom: libvirt.virDomain,
+        resource_name: str,
+        delete_volumes: bool,
+        only_disks: set[str] | None = None,
+    ) -> None:
         parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         if dom.isActive():
             dom.destroy()
@@ -439,16 +502,16 @@ class LibvirtProvider:
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
                     raise
 
-    def _apply_guest(self, change: Change, resource: Resource | None, context: ApplyContext
-                     ) -> str:
+    def _apply_guest(self, change: Change, resource: Resource | None, context: ApplyContext) -> str:
         dom = _lookup(self.conn.lookupByName, change.ref.name)
         if change.action is Action.DELETE:
             if dom is None:
                 return "already gone"
             self._check_owned(change.ref, lx.parse_domain(dom.XMLDesc(0)).stamp, context)
             self._delete_guest(dom, change.ref.name, context.delete_volumes)
-            return "deleted" + (" with its volumes" if context.delete_volumes else
-                                " (volumes kept)")
+            return "deleted" + (
+                " with its volumes" if context.delete_volumes else " (volumes kept)"
+            )
         assert resource is not None
         manifest = resource.manifest
         assert isinstance(manifest, VirtualMachine | Container)
@@ -460,8 +523,11 @@ class LibvirtProvider:
             existing_uuid = parsed.uuid
             if change.action is Action.REPLACE:
                 # Disks whose identity changed (template, pool, format) are rebuilt.
-                rebuilt = {f.path.split("]")[0].removeprefix("disks[") for f in change.fields
-                           if f.disruption is Disruption.REPLACE and f.path.startswith("disks[")}
+                rebuilt = {
+                    f.path.split("]")[0].removeprefix("disks[")
+                    for f in change.fields
+                    if f.disruption is Disruption.REPLACE and f.path.startswith("disks[")
+                }
                 if any(f.path in ("template", "disk.pool") for f in change.fields):
                     rebuilt.add("root")
                 self._delete_guest(dom, change.ref.name, False, rebuilt)
@@ -470,8 +536,9 @@ class LibvirtProvider:
         volumes = self._guest_volumes(resource)
         stamp = make_stamp(resource, context)
         was_running = dom is not None and bool(dom.isActive())
-        dom = self.conn.defineXML(lx.build_domain(manifest, uuid=uuid, stamp=stamp,
-                                                  volumes=volumes, driver=self.driver))
+        dom = self.conn.defineXML(
+            lx.build_domain(manifest, uuid=uuid, stamp=stamp, volumes=volumes, driver=self.driver)
+        )
         notes: list[str] = []
         if was_running:
             notes += self._live_changes(dom, change, manifest)
@@ -489,12 +556,12 @@ class LibvirtProvider:
             notes.append("stopped")
         if dom.isActive():
             notes += self._guest_settings(dom, resource, change)
-        verb = {Action.CREATE: "defined", Action.REPLACE: "replaced"}.get(change.action,
-                                                                         "updated")
+        verb = {Action.CREATE: "defined", Action.REPLACE: "replaced"}.get(change.action, "updated")
         return ", ".join([verb, *notes])
 
-    def _live_changes(self, dom: libvirt.virDomain, change: Change,
-                      manifest: VirtualMachine | Container) -> list[str]:
+    def _live_changes(
+        self, dom: libvirt.virDomain, change: Change, manifest: VirtualMachine | Container
+    ) -> list[str]:
         notes = []
         for f in change.fields:
             if f.disruption is not Disruption.LIVE:
@@ -504,26 +571,31 @@ class LibvirtProvider:
                 dom.setMemoryFlags(kib, LIVE)
                 got = lx.parse_domain(dom.XMLDesc(0)).memory_bytes
                 if got != manifest.spec.memory:
-                    raise ProviderError(f"memory: the host reports {format_quantity(got)} "
-                                        f"after asking for {format_quantity(manifest.spec.memory)}")
+                    raise ProviderError(
+                        f"memory: the host reports {format_quantity(got)} "
+                        f"after asking for {format_quantity(manifest.spec.memory)}"
+                    )
                 notes.append(f"memory {f.before} -> {f.after} live")
             elif f.path == "cpus":
                 dom.setVcpusFlags(manifest.spec.cpus, LIVE)
                 got_cpus = lx.parse_domain(dom.XMLDesc(0)).fields.get("cpus")
                 if got_cpus != manifest.spec.cpus:
-                    raise ProviderError(f"cpus: the host reports {got_cpus} after asking for "
-                                        f"{manifest.spec.cpus}")
+                    raise ProviderError(
+                        f"cpus: the host reports {got_cpus} after asking for {manifest.spec.cpus}"
+                    )
                 notes.append(f"cpus {f.before} -> {f.after} live")
         return notes
 
-    def _guest_settings(self, dom: libvirt.virDomain, resource: Resource, change: Change
-                        ) -> list[str]:
+    def _guest_settings(
+        self, dom: libvirt.virDomain, resource: Resource, change: Change
+    ) -> list[str]:
         """Guest passwords through the guest agent, when they are new or changed."""
         manifest = resource.manifest
         if not isinstance(manifest, VirtualMachine) or manifest.spec.guest is None:
             return []
         touched = change.action in (Action.CREATE, Action.REPLACE) or any(
-            f.path.startswith("guest.users") or f.path == "state" for f in change.fields)
+            f.path.startswith("guest.users") or f.path == "state" for f in change.fields
+        )
         if not touched:
             return []
         notes = []
@@ -538,8 +610,9 @@ class LibvirtProvider:
                 dom.setUserPassword(user.name, value, 0)
             except libvirt.libvirtError as exc:
                 # The message can never contain the value: libvirt does not echo it.
-                raise ProviderError(f"setting the password of {user.name} failed: "
-                                    f"{exc.get_error_message()}") from None
+                raise ProviderError(
+                    f"setting the password of {user.name} failed: {exc.get_error_message()}"
+                ) from None
             notes.append(f"password of {user.name} set")
         return notes
 
@@ -553,12 +626,15 @@ class LibvirtProvider:
         while dom.isActive() and time.monotonic() < deadline:
             time.sleep(0.2)
         if dom.isActive():
-            context.progress(f"{dom.name()}: no clean shutdown after "
-                             f"{context.shutdown_timeout:.0f}s; forcing it off")
+            context.progress(
+                f"{dom.name()}: no clean shutdown after "
+                f"{context.shutdown_timeout:.0f}s; forcing it off"
+            )
             dom.destroy()
 
-    def _apply_host_policy(self, change: Change, resource: Resource | None,
-                           context: ApplyContext) -> str:
+    def _apply_host_policy(
+        self, change: Change, resource: Resource | None, context: ApplyContext
+    ) -> str:
         raise UnsupportedError("KSM settings are not supported by this host")
 
 
@@ -573,8 +649,10 @@ def _verify_sha256(path: Path, expected: str) -> int:
     except OSError as exc:
         raise ProviderError(f"cannot read template image {path}: {exc.strerror}") from None
     if digest.hexdigest() != expected:
-        raise ProviderError(f"template image {path} does not match its sha256",
-                            "update spec.source.file.sha256, or restore the file")
+        raise ProviderError(
+            f"template image {path} does not match its sha256",
+            "update spec.source.file.sha256, or restore the file",
+        )
     return size
 
 
@@ -582,6 +660,7 @@ def _upload(conn: libvirt.virConnect, vol: libvirt.virStorageVol, path: Path, si
     stream = conn.newStream(0)
     vol.upload(stream, 0, size, 0)
     with path.open("rb") as fh:
+
         def reader(_stream: Any, nbytes: int, _opaque: Any) -> bytes:
             return fh.read(nbytes)
 
