@@ -60,7 +60,8 @@ def render_plan(plan: Plan) -> str:
             f"No changes. The host matches the manifests ({len(plan.unchanged)} resources)."
         )
         return "\n".join(lines)
-    lines.append(f"recon will make {len(plan.changes)} changes on {plan.host}:")
+    n = len(plan.changes)
+    lines.append(f"recon will make {n} change{'s' if n != 1 else ''} on {plan.host}:")
     lines.append("")
     for change in plan.changes:
         lines += render_change(change)

@@ -108,7 +108,12 @@ def classify(
         limit = _quantity(ceiling) if base == "memory" else ceiling
         if new_value is None or limit is None or new_value > limit:
             return Disruption.RESTART
-        if not capabilities.get(LIVE_NEEDS[base], False):
+        need = LIVE_NEEDS[base]
+        if base == "memory":
+            # Growing needs hotplug (DIMMs); shrinking is the balloon's job.
+            old = _quantity(before)
+            need = "memory-hotplug" if old is None or new_value > old else "live-memory"
+        if not capabilities.get(need, False):
             return Disruption.RESTART
         return Disruption.LIVE
     if base in _LIVE or base.startswith("guest."):

@@ -53,10 +53,13 @@ CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
 HOST_POLICY = ResourceRef("HostPolicy", "")
 
 _DRIVERS = {"TEST": "test", "QEMU": "qemu", "LXC": "lxc", "VZ": "vz", "PARALLELS": "vz"}
+# live-memory: balloon down live; memory-hotplug: grow live within maxMemory (DIMM hotplug
+# on QEMU, which recon does not drive yet; a cgroup limit on containers).
 _CAPABILITIES: dict[str, dict[str, bool]] = {
-    # What each driver can change on a running guest or on storage; see docs/capabilities.md.
+    # What each driver can change on a running guest or on storage; see docs/plan.md.
     "test": {
         "live-memory": True,
+        "memory-hotplug": False,
         "live-vcpus": True,
         "volume-resize": False,
         "volume-upload": False,
@@ -65,6 +68,7 @@ _CAPABILITIES: dict[str, dict[str, bool]] = {
     },
     "qemu": {
         "live-memory": True,
+        "memory-hotplug": False,
         "live-vcpus": True,
         "volume-resize": True,
         "volume-upload": True,
@@ -73,6 +77,7 @@ _CAPABILITIES: dict[str, dict[str, bool]] = {
     },
     "lxc": {
         "live-memory": True,
+        "memory-hotplug": True,
         "live-vcpus": False,
         "volume-resize": True,
         "volume-upload": True,
@@ -81,6 +86,7 @@ _CAPABILITIES: dict[str, dict[str, bool]] = {
     },
     "vz": {
         "live-memory": True,
+        "memory-hotplug": True,
         "live-vcpus": True,
         "volume-resize": True,
         "volume-upload": True,
