@@ -303,7 +303,7 @@ class ValidationResult:
 
 
 def validate_documents(
-    docs: Sequence[RawDocument], *, with_schema: bool = False
+    docs: Sequence[RawDocument], *, with_schema: bool = False, cross_checks: bool = True
 ) -> ValidationResult:
     """Models for every document that is valid, diagnostics for every one that is not.
 
@@ -340,7 +340,8 @@ def validate_documents(
                 seen = {(d.field, d.line) for d in diags}
                 diags += [d for d in _schema_diagnostics(ctx) if (d.field, d.line) not in seen]
         result.diagnostics += diags
-    result.diagnostics += cross_check(result.resources, contexts)
+    if cross_checks:
+        result.diagnostics += cross_check(result.resources, contexts)
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import libvirt
 
+from reconciler.providers.libvirt.events import remember_write
+
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 RECON_NS = "http://recon.dev/xmlns/reconciler/v1"
 ET.register_namespace("test", TEST_NS)
@@ -131,6 +133,7 @@ class EmbeddedHost:
 
     def _write(self, node: ET.Element) -> None:
         data: Any = ET.tostring(node, encoding="unicode")
+        remember_write(data.encode("utf-8"))
         fd, tmp = tempfile.mkstemp(prefix=".host-", suffix=".xml", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

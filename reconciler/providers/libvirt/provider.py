@@ -39,6 +39,7 @@ from reconciler.providers.base import (
     Stamp,
     UnsupportedError,
 )
+from reconciler.providers.libvirt import events
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.embedded import EmbeddedHost
 from reconciler.providers.secrets import resolve_secret
@@ -160,6 +161,12 @@ class LibvirtProvider:
     @property
     def capabilities(self) -> dict[str, bool]:
         return dict(_CAPABILITIES.get("qemu" if self.driver == "kvm" else self.driver, {}))
+
+    def subscribe(self, notify: Callable[[str], None]) -> Callable[[], None]:
+        """Call notify (from another thread) when the host changes; returns a stop function."""
+        if self.embedded is not None:
+            return events.watch_node_file(self.embedded.path, notify)
+        return events.watch_libvirt(self.uri, notify)
 
     def close(self) -> None:
         if self.embedded is not None:

@@ -1,0 +1,328 @@
+"""`recon watch`, `recon sync` and `recon status`: the control loop from the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from reconciler.cli.logs import setup_logging
+from reconciler.cli.output import print_json
+from reconciler.cli.render import table
+from reconciler.control.desired import Desired, FileSet
+from reconciler.control.drift import POLICIES
+from reconciler.control.loop import SET_KEY, Controller, LoopOptions, run_loop
+from reconciler.control.metrics import PrometheusMetrics
+from reconciler.control.queue import WorkQueue
+from reconciler.control.sources import FileWatcher, GitError, GitSource
+from reconciler.control.status import load_status, status_path
+from reconciler.engine.lock import HostLock
+from reconciler.load.sources import read_sources
+from reconciler.load.validate import validate_documents
+from reconciler.model.errors import ReconError
+from reconciler.providers.base import Provider
+from reconciler.providers.registry import open_provider
+
+
+def _host_uri(ctx: click.Context) -> str:
+    from reconciler.providers.libvirt.embedded import EmbeddedHost
+
+    uri: str | None = ctx.obj["uri"]
+    return uri or EmbeddedHost(ctx.obj["home"] / "host.xml").uri
+
+
+def _session_factory(ctx: click.Context) -> Callable[[], Any]:
+    home: Path = ctx.obj["home"]
+    uri: str | None = ctx.obj["uri"]
+
+    @contextmanager
+    def session() -> Iterator[Provider]:
+        # Locked before the host is opened and until it is closed, like `apply`: other recon
+        # commands can run between two passes and see a consistent host.
+        with HostLock(home, _host_uri(ctx)):
+            provider = open_provider("libvirt", uri, home)
+            try:
+                yield provider
+            finally:
+                provider.close()
+
+    return session
+
+
+def loop_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--prune", is_flag=True, help="Delete owned objects no manifest names."),
+        click.option(
+            "--set",
+            "set_name",
+            default="default",
+            show_default=True,
+            help="The named set these manifests form (scope of --prune).",
+        ),
+        click.option("--allow-empty", is_flag=True, help="Allow an empty desired set."),
+        click.option(
+            "--drift",
+            type=click.Choice(POLICIES),
+            default="heal",
+            show_default=True,
+            help="What to do when the host drifts; per resource: the recon.dev/drift annotation.",
+        ),
+        click.option(
+            "--resync",
+            default=300.0,
+            show_default=True,
+            help="Seconds between full resyncs of the host.",
+        ),
+        click.option("--allow-replace", is_flag=True, help="Allow changes that recreate."),
+        click.option("--delete-volumes", is_flag=True, help="With --prune: delete disks too."),
+        click.option("--shutdown-timeout", default=60.0, show_default=True),
+        click.option(
+            "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+        ),
+        click.option(
+            "--metrics-addr",
+            metavar="HOST:PORT",
+            help="Serve Prometheus metrics here, e.g. 127.0.0.1:9464.",
+        ),
+        click.option(
+            "--no-host-events",
+            is_flag=True,
+            help="Do not subscribe to host events; rely on --resync.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _run(
+    ctx: click.Context,
+    desired: Callable[[], tuple[Desired, str | None]],
+    source: str,
+    kw: dict[str, Any],
+    extra: Callable[[WorkQueue, threading.Event], Callable[[], None]],
+) -> None:
+    log = setup_logging(kw["log_format"])
+    options = LoopOptions(
+        prune=kw["prune"],
+        set_name=kw["set_name"],
+        allow_empty=kw["allow_empty"],
+        drift=kw["drift"],
+        resync=kw["resync"],
+        allow_replace=kw["allow_replace"],
+        delete_volumes=kw["delete_volumes"],
+        shutdown_timeout=kw["shutdown_timeout"],
+    )
+    uri = _host_uri(ctx)
+    path = status_path(ctx.obj["home"], uri)
+    status = load_status(path)
+    status.host, status.source = uri, source
+    metrics = PrometheusMetrics()
+    if kw["metrics_addr"]:
+        metrics.serve(kw["metrics_addr"])
+    controller = Controller(_session_factory(ctx), status, path, options, log, metrics)
+    queue = WorkQueue()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info(
+            "stopping: the change under way finishes first",
+            extra={"signal": signal.Signals(signum).name},
+        )
+        controller.stopping.set()
+        queue.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    stops: list[Callable[[], None]] = [extra(queue, controller.stopping)]
+    if not kw["no_host_events"]:
+        try:
+            provider = open_provider("libvirt", ctx.obj["uri"], ctx.obj["home"])
+            try:
+
+                def on_event(why: str) -> None:
+                    log.info("host event", extra={"why": why})
+                    queue.add(SET_KEY, 0.2)
+
+                stops.append(provider.subscribe(on_event))
+            finally:
+                provider.close()
+        except (ReconError, OSError) as exc:
+            log.warning("no host events; relying on resync", extra={"error": str(exc)})
+    log.info("started", extra={"source": source, "host": uri})
+    try:
+        run_loop(controller, queue, desired)
+    finally:
+        for fn in stops:
+            fn()
+        log.info("stopped")
+
+
+@click.command()
+@click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    help="Manifest files or directories to watch.",
+)
+@click.option(
+    "--debounce",
+    default=0.3,
+    show_default=True,
+    help="Quiet seconds after a file change before reconciling.",
+)
+@loop_options
+@click.pass_context
+def watch(ctx: click.Context, /, paths: tuple[str, ...], debounce: float, **kw: Any) -> None:
+    """Keep the host equal to manifest files: on every change, on host events, and on a timer.
+
+    A file that does not parse keeps its last good version (and the error is reported); a
+    file deleted removes its resources (with --prune). Stop with SIGTERM or Ctrl-C.
+    """
+    files = FileSet(paths)
+
+    def desired() -> tuple[Desired, str | None]:
+        from reconciler.cli.main import _revision
+
+        return files.load(), _revision(paths)
+
+    def start_watcher(queue: WorkQueue, _stopping: threading.Event) -> Callable[[], None]:
+        watcher = FileWatcher(paths, debounce, lambda: queue.add(SET_KEY))
+        watcher.start()
+        return watcher.stop
+
+    _run(ctx, desired, "files: " + ", ".join(paths), kw, start_watcher)
+
+
+@click.command()
+@click.option("--repo", required=True, help="Git repository URL (file://, ssh, https).")
+@click.option("--ref", default="main", show_default=True, help="Branch to follow.")
+@click.option("--path", "subdir", default="", help="Directory of manifests inside the repo.")
+@click.option(
+    "--interval",
+    default=60.0,
+    show_default=True,
+    help="Seconds between fetches. SIGUSR1 fetches now.",
+)
+@loop_options
+@click.pass_context
+def sync(
+    ctx: click.Context, /, repo: str, ref: str, subdir: str, interval: float, **kw: Any
+) -> None:
+    """Keep the host equal to a branch of a git repository (GitOps).
+
+    A commit is applied as a whole or not at all: an invalid commit keeps the last good one
+    applied and reports why. Each object records the commit that last changed it.
+    """
+    digest = hashlib.sha256(repo.encode()).hexdigest()[:16]
+    git = GitSource(repo, ref, subdir, ctx.obj["home"] / "git" / digest)
+    head: dict[str, str | None] = {"sha": None, "error": None}
+    lock = threading.Lock()
+
+    def fetch() -> bool:
+        try:
+            sha = git.fetch()
+        except (GitError, OSError) as exc:
+            with lock:
+                head["error"] = str(exc)
+            return False
+        with lock:
+            changed = sha != head["sha"]
+            head["sha"], head["error"] = sha, None
+        return changed
+
+    def desired() -> tuple[Desired, str | None]:
+        with lock:
+            sha, error = head["sha"], head["error"]
+        if sha is None:
+            raise GitError(error or f"{repo}: no commit fetched yet")
+        root = git.checkout(sha)
+        docs, diags = read_sources([str(root)])
+        result = validate_documents(docs)
+        base = str(git.workdir / "commits" / sha) + "/"
+        diags = [replace(d, file=d.file.removeprefix(base)) for d in diags + result.diagnostics]
+        if diags:
+            return Desired(None, diags, complete=False), sha
+        return Desired(result.resources, []), sha
+
+    def start_fetcher(queue: WorkQueue, stopping: threading.Event) -> Callable[[], None]:
+        wake = threading.Event()
+        fetch()
+
+        def on_usr1(_signum: int, _frame: FrameType | None) -> None:
+            wake.set()
+
+        signal.signal(signal.SIGUSR1, on_usr1)
+
+        def loop() -> None:
+            while not stopping.is_set():
+                wake.wait(interval)
+                wake.clear()
+                if fetch():
+                    queue.add(SET_KEY)
+
+        thread = threading.Thread(target=loop, name="git-fetch", daemon=True)
+        thread.start()
+        return wake.set
+
+    _run(ctx, desired, f"git: {repo}#{ref}" + (f":{subdir}" if subdir else ""), kw, start_fetcher)
+
+
+@click.command()
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.pass_context
+def status(ctx: click.Context, output: str) -> None:
+    """What the loop last saw: each resource Ready / Reconciling / Stalled / Drifted, with the
+    reason, the last applied revision, the last error, and the last runs. Reads no host."""
+    data = load_status(status_path(ctx.obj["home"], _host_uri(ctx)))
+    if output == "json":
+        print_json(data.to_json())
+        return
+    if not data.runs:
+        click.echo(
+            "no reconcile has run against this host yet (start `recon watch` or `recon sync`)"
+        )
+        return
+    click.echo(
+        f"host: {data.host}\nsource: {data.source}\nrevision: {data.revision or '-'}"
+        f" (last good: {data.last_good_revision or '-'})\n"
+    )
+    rows = [["RESOURCE", "STATUS", "REASON", "REVISION", "LAST ERROR"]]
+    for ref, st in sorted(data.resources.items()):
+        rows.append(
+            [
+                ref,
+                st.condition,
+                st.reason,
+                (st.last_applied_revision or "-")[:12],
+                (st.last_error or "")[:80],
+            ]
+        )
+    click.echo(table(rows))
+    click.echo("\nlast runs:")
+    rows = [["STARTED", "DURATION", "REVISION", "RESULT", "CHANGES"]]
+    for run in data.runs[-5:]:
+        rows.append(
+            [
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started)),
+                f"{run.duration:.3f}s",
+                (run.revision or "-")[:12],
+                run.result,
+                str(run.changes),
+            ]
+        )
+    click.echo(table(rows))
+    for error in data.errors:
+        click.echo(error, err=True)

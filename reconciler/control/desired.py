@@ -1,0 +1,77 @@
+"""Desired state for the loop: manifests re-read at every pass, keeping the last good version of
+a file that is momentarily broken (an editor half way through a save), so nothing is deleted
+because a file is empty or does not parse."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.load.sources import expand_paths, read_sources
+from reconciler.load.validate import validate_documents
+from reconciler.load.yamlsafe import RawDocument
+from reconciler.model.diagnostics import Diagnostic
+from reconciler.model.resource import Resource
+
+
+@dataclass(slots=True)
+class Desired:
+    resources: list[Resource] | None  # None: the set is invalid as a whole; apply nothing
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # files whose last good version was used
+    fingerprint: str = ""
+    # False when a broken file has no last good version: its resources are unknown, so
+    # nothing may be pruned on this pass.
+    complete: bool = True
+
+
+class FileSet:
+    """The manifests under some paths, file by file, each with its last good documents."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+        self._good: dict[str, tuple[str, list[RawDocument]]] = {}
+
+    def load(self) -> Desired:
+        files, diagnostics = expand_paths(self.paths)
+        # A directory that is empty right now is a desired set of nothing only if it stays
+        # so; the loop's prune guard (--allow-empty) decides, not this reader.
+        diagnostics = [d for d in diagnostics if "no manifest files" not in d.message]
+        docs: list[RawDocument] = []
+        kept: list[str] = []
+        complete = True
+        digest = hashlib.sha256()
+        for path in files:
+            try:
+                content = Path(path).read_bytes()
+            except OSError:
+                content = b""
+            key = hashlib.sha256(content).hexdigest()
+            cached = self._good.get(path)
+            if cached is not None and cached[0] == key:
+                docs += cached[1]
+                digest.update(key.encode())
+                continue
+            file_docs, file_diags = read_sources([path])
+            if not file_diags:
+                file_diags = validate_documents(file_docs, cross_checks=False).diagnostics
+            if file_diags:
+                diagnostics += file_diags
+                if cached is not None:
+                    docs += cached[1]
+                    kept.append(path)
+                    digest.update(cached[0].encode())
+                else:
+                    complete = False
+                continue
+            self._good[path] = (key, file_docs)
+            docs += file_docs
+            digest.update(key.encode())
+        for gone in set(self._good) - set(files):
+            del self._good[gone]
+        result = validate_documents(docs)
+        if result.diagnostics:
+            return Desired(None, diagnostics + result.diagnostics, kept, digest.hexdigest(), False)
+        return Desired(result.resources, diagnostics, kept, digest.hexdigest(), complete)

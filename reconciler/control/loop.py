@@ -1,0 +1,299 @@
+"""The reconcile loop: take a key off the queue, re-read the desired state, re-observe the host,
+plan, apply what the drift policy allows, record status. Level-triggered throughout."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from reconciler.control.desired import Desired
+from reconciler.control.drift import split_plan
+from reconciler.control.queue import Backoff, WorkQueue
+from reconciler.control.status import (
+    DRIFTED,
+    READY,
+    RECONCILING,
+    STALLED,
+    SUSPENDED,
+    Run,
+    Status,
+    save_status,
+)
+from reconciler.engine.apply import apply_plan
+from reconciler.engine.plan import PlanOptions, PlanRefused, make_plan
+from reconciler.model.errors import ReconError
+from reconciler.model.plan import Action
+from reconciler.model.resource import Resource
+from reconciler.providers.base import ApplyContext, Provider
+
+SET_KEY = "set"
+
+
+@dataclass(frozen=True, slots=True)
+class LoopOptions:
+    prune: bool = False
+    set_name: str = "default"
+    allow_empty: bool = False
+    drift: str = "heal"
+    resync: float = 300.0
+    debounce: float = 0.3
+    allow_replace: bool = False
+    delete_volumes: bool = False
+    shutdown_timeout: float = 60.0
+
+
+class Metrics(Protocol):
+    def observe_run(self, seconds: float, result: str) -> None: ...
+    def drift(self, kind: str, policy: str) -> None: ...
+    def error(self, kind: str) -> None: ...
+    def queue_depth(self, depth: int) -> None: ...
+
+
+class NoMetrics:
+    def observe_run(self, seconds: float, result: str) -> None:
+        pass
+
+    def drift(self, kind: str, policy: str) -> None:
+        pass
+
+    def error(self, kind: str) -> None:
+        pass
+
+    def queue_depth(self, depth: int) -> None:
+        pass
+
+
+HostSession = Callable[[], AbstractContextManager[Provider]]
+DesiredSource = Callable[[], tuple[Desired, str | None]]
+
+
+class Controller:
+    """One reconcile pass at a time; a pass never stops half way through a change."""
+
+    def __init__(
+        self,
+        session: HostSession,
+        status: Status,
+        status_file: Path,
+        options: LoopOptions,
+        log: logging.Logger,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.session = session
+        self.status = status
+        self.status_file = status_file
+        self.options = options
+        self.log = log
+        self.metrics = metrics or NoMetrics()
+        self.stopping = threading.Event()
+        self.last_good: tuple[list[Resource], str | None] | None = None
+
+    def reconcile(self, desired: Desired, revision: str | None) -> str:
+        """One pass. Returns "ok", "retry" (temporary failure: back off) or "stalled"."""
+        started = time.time()
+        clock = time.monotonic()
+        self.status.errors = [d.render() for d in desired.diagnostics]
+        for diag in desired.diagnostics:
+            self.log.error("manifest error", extra={"diagnostic": diag.render()})
+        if desired.kept:
+            self.log.warning(
+                "keeping the last good version of broken files", extra={"files": desired.kept}
+            )
+        prune = self.options.prune and desired.complete
+        if desired.resources is None:
+            if self.last_good is None:
+                return self._finish(
+                    started,
+                    clock,
+                    revision,
+                    "invalid",
+                    0,
+                    "the manifests are invalid; nothing was applied",
+                )
+            # Keep the host on the last good state (healing drift), without pruning.
+            resources, revision = self.last_good
+            prune = False
+            result_if_ok = "invalid"
+        else:
+            resources = desired.resources
+            self.last_good = (resources, revision)
+            result_if_ok = ""
+        self.status.revision = revision
+        try:
+            outcome, changes = self._pass(resources, revision, prune)
+        except ReconError as exc:
+            self.metrics.error(type(exc).__name__)
+            self.log.error("reconcile failed", extra={"error": str(exc)})
+            temporary = exc.temporary or not isinstance(exc, PlanRefused)
+            return self._finish(
+                started,
+                clock,
+                revision,
+                "failed" if temporary else "refused",
+                0,
+                str(exc),
+                "retry" if temporary else "stalled",
+            )
+        if outcome == "ok" and result_if_ok == "":
+            self.status.last_good_revision = revision
+        result = result_if_ok or ("applied" if changes else "no changes")
+        if outcome != "ok":
+            result = "failed"
+        return self._finish(started, clock, revision, result, changes, None, outcome)
+
+    def _pass(
+        self, resources: Sequence[Resource], revision: str | None, prune: bool
+    ) -> tuple[str, int]:
+        options = PlanOptions(
+            prune=prune,
+            set_name=self.options.set_name,
+            allow_empty=self.options.allow_empty,
+            revision=revision,
+        )
+        with self.session() as provider:
+            observation = provider.observe()
+            try:
+                plan = make_plan(resources, observation, options)
+            except PlanRefused as exc:
+                for res in resources:
+                    self.status.set(str(res.ref), STALLED, "PlanRefused", error=str(exc))
+                raise
+            previously = {
+                ref
+                for ref, st in self.status.resources.items()
+                if st.last_applied_revision is not None or st.condition == READY
+            }
+            split = split_plan(plan, resources, observation, self.options.drift, previously)
+            for change, policy in split.drift:
+                self.metrics.drift(change.ref.kind, policy)
+                self.log.warning(
+                    "drift",
+                    extra={
+                        "resource": str(change.ref),
+                        "policy": policy,
+                        "fields": [f.path for f in change.fields],
+                    },
+                )
+                if policy == "warn":
+                    self.status.set(
+                        str(change.ref),
+                        DRIFTED,
+                        "host differs: " + ", ".join(f.path for f in change.fields),
+                    )
+            for ref in split.suspended:
+                self.status.set(str(ref), SUSPENDED, "recon.dev/suspend annotation")
+            todo = split.plan
+            if not self.options.allow_replace:
+                blocked = [c for c in todo.changes if c.action is Action.REPLACE]
+                for change in blocked:
+                    self.status.set(
+                        str(change.ref),
+                        STALLED,
+                        "NeedsReplace",
+                        error="the change recreates it; run with --allow-replace",
+                    )
+                todo.changes = [c for c in todo.changes if c.action is not Action.REPLACE]
+            for change in todo.changes:
+                self.status.set(str(change.ref), RECONCILING, change.action.value)
+            context = ApplyContext(
+                resources={r.ref: r for r in resources},
+                observation=observation,
+                revision=revision,
+                set_name=self.options.set_name,
+                delete_volumes=self.options.delete_volumes,
+                shutdown_timeout=self.options.shutdown_timeout,
+                progress=lambda message: self.log.info(message),
+            )
+            result = apply_plan(
+                todo, resources, provider, context, should_stop=self.stopping.is_set
+            )
+        touched = {c.ref for c, _ in result.applied}
+        for change, _detail in result.applied:
+            if change.action is Action.DELETE:
+                self.status.resources.pop(str(change.ref), None)
+            else:
+                self.status.set(str(change.ref), READY, "applied", revision=revision or "")
+        blocked_refs = {str(r) for r in split.suspended} | {
+            str(c.ref) for c, p in split.drift if p == "warn"
+        }
+        for res in resources:
+            key = str(res.ref)
+            if res.ref in touched or key in blocked_refs:
+                continue
+            current = self.status.resources.get(key)
+            if (
+                current is not None
+                and current.condition == STALLED
+                and current.reason == "NeedsReplace"
+            ):
+                continue
+            if res.ref not in {c.ref for c in todo.changes}:
+                self.status.set(key, READY, "matches the host")
+        if result.failed is not None:
+            change, message = result.failed
+            self.metrics.error("apply")
+            self.status.set(str(change.ref), RECONCILING, "ApplyFailed", error=message)
+            for skipped in result.skipped:
+                self.status.set(str(skipped.ref), RECONCILING, "waiting for an earlier change")
+            return "retry", len(result.applied)
+        return "ok", len(result.applied)
+
+    def _finish(
+        self,
+        started: float,
+        clock: float,
+        revision: str | None,
+        result: str,
+        changes: int,
+        error: str | None,
+        outcome: str = "stalled",
+    ) -> str:
+        duration = time.monotonic() - clock
+        self.status.add_run(Run(started, round(duration, 4), revision, result, changes, error))
+        save_status(self.status_file, self.status)
+        self.metrics.observe_run(duration, result)
+        self.log.info(
+            "reconciled",
+            extra={
+                "result": result,
+                "changes": changes,
+                "revision": revision,
+                "seconds": round(duration, 3),
+            },
+        )
+        return outcome
+
+
+def run_loop(
+    controller: Controller, queue: WorkQueue, desired: DesiredSource, backoff: Backoff | None = None
+) -> None:
+    """Until stopped: take the next key, reconcile, schedule the next look."""
+    backoff = backoff or Backoff()
+    options = controller.options
+    queue.add(SET_KEY)
+    while not controller.stopping.is_set():
+        key = queue.get(timeout=0.5)
+        controller.metrics.queue_depth(queue.depth())
+        if key is None:
+            continue
+        try:
+            state, revision = desired()
+            outcome = controller.reconcile(state, revision)
+        except ReconError as exc:
+            controller.log.error("cannot read the desired state", extra={"error": str(exc)})
+            outcome = "retry"
+        finally:
+            queue.done(key)
+        if controller.stopping.is_set():
+            break
+        if outcome == "retry":
+            queue.add(key, backoff.failure(key))
+        else:
+            backoff.success(key)
+            queue.add(key, options.resync)

@@ -1,0 +1,101 @@
+"""Status of each resource and of recent runs, kept on disk across restarts of the loop."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+DRIFTED = "Drifted"
+SUSPENDED = "Suspended"
+MAX_RUNS = 20
+
+
+@dataclass(slots=True)
+class ResourceStatus:
+    condition: str
+    reason: str = ""
+    last_applied_revision: str | None = None
+    last_error: str | None = None
+    since: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True)
+class Run:
+    started: float
+    duration: float
+    revision: str | None
+    result: str  # "applied", "no changes", "failed", "invalid", "refused"
+    changes: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Status:
+    host: str = ""
+    source: str = ""
+    revision: str | None = None
+    last_good_revision: str | None = None
+    resources: dict[str, ResourceStatus] = field(default_factory=dict)
+    runs: list[Run] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def set(
+        self,
+        ref: str,
+        condition: str,
+        reason: str = "",
+        *,
+        revision: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        old = self.resources.get(ref)
+        since = old.since if old is not None and old.condition == condition else time.time()
+        applied = revision if revision is not None else (old.last_applied_revision if old else None)
+        self.resources[ref] = ResourceStatus(condition, reason, applied, error, since)
+
+    def add_run(self, run: Run) -> None:
+        self.runs.append(run)
+        del self.runs[:-MAX_RUNS]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Status:
+        return cls(
+            host=data.get("host", ""),
+            source=data.get("source", ""),
+            revision=data.get("revision"),
+            last_good_revision=data.get("last_good_revision"),
+            resources={k: ResourceStatus(**v) for k, v in data.get("resources", {}).items()},
+            runs=[Run(**r) for r in data.get("runs", [])],
+            errors=list(data.get("errors", [])),
+        )
+
+
+def status_path(home: Path, uri: str) -> Path:
+    return home / "status" / (hashlib.sha256(uri.encode()).hexdigest()[:16] + ".json")
+
+
+def load_status(path: Path) -> Status:
+    try:
+        return Status.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return Status()
+
+
+def save_status(path: Path, status: Status) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".status-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(status.to_json(), fh, indent=1)
+    os.replace(tmp, path)
