@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from reconciler.engine.lock import HostLock
 from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
 from reconciler.load.graph import sort_key
 from reconciler.load.manifests import load_manifests
+from reconciler.load.sources import expand_paths, read_sources
+from reconciler.load.validate import validate_documents
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import KINDS
 from reconciler.model.plan import Action, Change, Disruption, Plan
@@ -153,21 +155,43 @@ KIND_ALIASES = {
 @contextmanager
 def _host(ctx: click.Context, *, lock: bool) -> Iterator[Provider]:
     home: Path = ctx.obj["home"]
-    try:
-        provider = open_provider("libvirt", ctx.obj["uri"], home)
-    except ReconError as exc:
-        fail(str(exc), exc.hint or "check --connect and that libvirtd is running", code=2)
-    try:
-        if lock:
-            with HostLock(home, getattr(provider, "uri", ctx.obj["uri"] or "embedded")):
-                yield provider
-        else:
+    uri: str | None = ctx.obj["uri"]
+    guard: AbstractContextManager[object] = nullcontext()
+    if lock:
+        from reconciler.providers.libvirt.embedded import EmbeddedHost
+
+        # Taken before the host is opened and released after it is closed: the embedded host
+        # is read when opened and written when closed, so a run that read it before another
+        # run's last write would write the old state back over that run's work.
+        guard = HostLock(home, uri or EmbeddedHost(home / "host.xml").uri)
+    with guard:
+        try:
+            provider = open_provider("libvirt", uri, home)
+        except ReconError as exc:
+            fail(str(exc), exc.hint or "check --connect and that libvirtd is running", code=2)
+        try:
             yield provider
-    finally:
-        provider.close()
+        finally:
+            provider.close()
 
 
-def _load(paths: Sequence[str]) -> list[Resource]:
+# What expand_paths says about a directory that holds no manifest file at all.
+EMPTY_DIRECTORY = "directory contains no manifest files (*.yaml, *.yml)"
+
+
+def _no_manifests(path: str) -> bool:
+    """A readable directory without a single manifest file in it."""
+    if not os.path.isdir(path):
+        return False
+    files, diags = expand_paths([path])
+    return not files and [d.message for d in diags] == [EMPTY_DIRECTORY]
+
+
+def _load(paths: Sequence[str], *, allow_empty: bool = False) -> list[Resource]:
+    if allow_empty:
+        # Once the last manifest is removed from a repository, its directory is the desired
+        # set: empty. Without --allow-empty that is still refused as a likely mistake.
+        paths = [p for p in paths if not _no_manifests(p)]
     result = load_manifests(paths, stdin=sys.stdin.buffer)
     if not result.ok:
         print_diagnostics(result.diagnostics)
@@ -177,6 +201,22 @@ def _load(paths: Sequence[str]) -> list[Resource]:
             code=2,
         )
     return result.resources
+
+
+def _load_refs(paths: Sequence[str]) -> list[ResourceRef]:
+    """What `delete -f` names. Each document must be a valid resource, but what it refers to
+    need not be in the files: deleting one guest's manifest file must not need the pool's."""
+    docs, read_diags = read_sources(paths, stdin=sys.stdin.buffer)
+    result = validate_documents(docs)
+    if read_diags or len(result.resources) != len(docs):
+        diags = sorted(read_diags + result.diagnostics, key=lambda d: d.sort_key())
+        print_diagnostics(diags)
+        fail(
+            f"{len(diags)} problems in the manifests; nothing was done",
+            "run `recon validate` for the full report",
+            code=2,
+        )
+    return [r.ref for r in result.resources]
 
 
 def _revision(paths: Sequence[str]) -> str | None:
@@ -207,20 +247,24 @@ def _revision(paths: Sequence[str]) -> str | None:
 
 
 def _plan_or_fail(
-    resources: Sequence[Resource], observation: Observation, options: PlanOptions
+    resources: Sequence[Resource], observation: Observation, options: PlanOptions, code: int
 ) -> Plan:
+    """code: the exit code of a refused plan (diff: 2, apply: 1, as the README says)."""
     try:
         return make_plan(resources, observation, options)
     except AdmissionError as exc:
         echo_err(render_admission(exc))
-        fail(str(exc), exc.hint, code=2)
+        fail(str(exc), exc.hint, code=code)
     except ReconError as exc:
-        fail(str(exc), exc.hint, code=2)
+        fail(str(exc), exc.hint, code=code)
 
 
-def _plan_json(plan: Plan, resources: Sequence[Resource]) -> dict[str, Any]:
+def _plan_json(plan: Plan, resources: Sequence[Resource], set_name: str) -> dict[str, Any]:
     data = plan.to_json()
     data["recon-plan"] = 1
+    # The set the plan was made for: what it creates must be stamped with it, or a later
+    # `apply --prune` of another set would count those objects as its own.
+    data["set"] = set_name
     data["resources"] = [
         {
             "file": r.file,
@@ -312,7 +356,7 @@ def diff(
 
     Exits 0 when the host matches, 1 when there are changes, 2 or more on errors.
     """
-    resources = _load(paths)
+    resources = _load(paths, allow_empty=allow_empty)
     options = PlanOptions(
         prune=prune,
         set_name=set_name,
@@ -321,9 +365,9 @@ def diff(
         revision=_revision(paths),
     )
     with _host(ctx, lock=False) as provider:
-        plan = _plan_or_fail(resources, provider.observe(), options)
+        plan = _plan_or_fail(resources, provider.observe(), options, code=2)
     if out_file is not None:
-        out_file.write_text(json.dumps(_plan_json(plan, resources), indent=2) + "\n")
+        out_file.write_text(json.dumps(_plan_json(plan, resources, set_name), indent=2) + "\n")
         echo_err(f"plan saved to {out_file}")
     if output == "json":
         print_json(plan.to_json())
@@ -378,11 +422,12 @@ def apply(
     """Make the host match the manifests (or a saved plan). Exits 0 on success, 1 if not."""
     saved = _saved_plan(paths)
     if saved is None:
-        resources = _load(paths)
+        resources = _load(paths, allow_empty=allow_empty)
         revision = _revision(paths)
     else:
         plan, resources = _plan_from_json(saved)
         revision = plan.revision
+        set_name = saved.get("set", set_name)
     options = PlanOptions(
         prune=prune, set_name=set_name, allow_empty=allow_empty, adopt=adopt, revision=revision
     )
@@ -390,7 +435,7 @@ def apply(
         with _host(ctx, lock=not dry_run) as provider:
             observation = provider.observe()
             if saved is None:
-                plan = _plan_or_fail(resources, observation, options)
+                plan = _plan_or_fail(resources, observation, options, code=1)
             elif observation.fingerprint() != plan.fingerprint:
                 fail(
                     "the host changed since this plan was made; it was not applied",
@@ -520,7 +565,7 @@ def delete(
 ) -> None:
     """Delete what the manifests (or KIND NAME) name. Only objects recon created."""
     if paths:
-        refs = [r.ref for r in _load(paths)]
+        refs = _load_refs(paths)
     elif kind and name:
         resolved = KIND_ALIASES.get(kind.lower())
         if resolved is None:
@@ -563,3 +608,13 @@ def delete(
         fail(str(exc), exc.hint, code=1)
     click.echo(render_result(result))
     sys.exit(0 if result.ok else 1)
+
+
+def _register_loop_commands() -> None:
+    from reconciler.cli.control_cmds import status, sync, watch
+
+    for command in (watch, sync, status):
+        cli.add_command(command)
+
+
+_register_loop_commands()

@@ -6,7 +6,7 @@ where the host is, not where the last run thought it was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.engine.failpoints import failpoint
@@ -55,19 +55,31 @@ class ApplyResult:
 
 
 def apply_plan(
-    plan: Plan, resources: Sequence[Resource], provider: Provider, context: ApplyContext
+    plan: Plan,
+    resources: Sequence[Resource],
+    provider: Provider,
+    context: ApplyContext,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> ApplyResult:
+    """Apply in order; stop at the first failure, or between two changes when asked to (a
+    signal): the change under way always finishes, so nothing is left half done."""
     by_ref: dict[ResourceRef, Resource] = {r.ref: r for r in resources}
     result = ApplyResult(unchanged=len(plan.unchanged))
     for index, change in enumerate(plan.changes):
-        failpoint(f"before {change.action.value} {change.ref}")
+        if should_stop():
+            result.skipped = plan.changes[index:]
+            break
         context.progress(f"{change.action.symbol} {change.ref}: {change.action.value}...")
         try:
+            # An injected fault is a host error like any other: reported as this change's
+            # failure, with the rest not attempted. One injected after the step stands for a
+            # host that acted and then failed to say so; the rerun finds the work done.
+            failpoint(f"before {change.action.value} {change.ref}")
             detail = provider.apply(change, by_ref.get(change.ref), context)
+            failpoint(f"after {change.action.value} {change.ref}")
         except ReconError as exc:
             result.failed = (change, str(exc))
             result.skipped = plan.changes[index + 1 :]
             break
         result.applied.append((change, detail))
-        failpoint(f"after {change.action.value} {change.ref}")
     return result

@@ -70,6 +70,24 @@ def _quantity(value: Any) -> int | None:
         return None
 
 
+def _grows(before: Any, after: Any) -> bool:
+    old, new = _quantity(before), _quantity(after)
+    return old is not None and new is not None and new > old
+
+
+_DISK = re.compile(r"^disks\[[^\]]*\]\.")
+
+
+def _new_disk(path: str, observed: Observed, applied: Fields) -> bool:
+    """A disk the guest does not have yet (neither the host nor the last apply knows it):
+    adding one is not changing the identity of an existing one."""
+    found = _DISK.match(path)
+    if found is None:
+        return False
+    prefix = found.group(0)
+    return not any(key.startswith(prefix) for key in (*observed.fields, *applied))
+
+
 @dataclass(slots=True)
 class DiffResult:
     changes: list[Change] = field(default_factory=list)
@@ -137,13 +155,21 @@ def _compare(
         if before == after:
             continue
         need = NEEDS.get(_base(path))
+        if need == "volume-resize" and not _grows(before, after):
+            need = None  # a new disk is created at its size; a shrink is a replace
         if need and not capabilities.get(need, False):
             unsupported.append(
                 f"{res.ref}: {path}: this host cannot change it ({need} is not "
                 "supported); left as it is"
             )
             continue
-        disruption = classify(res.ref.kind, path, before, after, desired, observed, capabilities)
+        if _new_disk(path, observed, applied):
+            # The guest gets the disk at its next start: nothing existing is replaced.
+            disruption = Disruption.RESTART if observed.running else Disruption.NONE
+        else:
+            disruption = classify(
+                res.ref.kind, path, before, after, desired, observed, capabilities
+            )
         out.append(FieldChange(path, before, after, disruption))
     return out, desired
 
@@ -182,7 +208,9 @@ def diff(
         if not observed.owned and not adopt:
             result.not_owned.append(res.ref)
             continue
+        warned = len(result.unsupported)
         fields, desired = _compare(res, observed, caps, result.unsupported)
+        left_alone = len(result.unsupported) > warned
         worst = _max_disruption(fields)
         if fields:
             action = Action.REPLACE if worst is Disruption.REPLACE else Action.UPDATE
@@ -191,7 +219,8 @@ def diff(
         elif (
             not observed.owned
             or observed.stamp is None
-            or observed.stamp.spec_hash != spec_hash(desired)
+            # A stamp records what was applied: not a change the host could not make.
+            or (observed.stamp.spec_hash != spec_hash(desired) and not left_alone)
         ):
             # Same on the host, but the stamp is missing or stale: record the new spec.
             result.changes.append(

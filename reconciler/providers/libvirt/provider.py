@@ -11,7 +11,7 @@ import os
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -631,10 +631,8 @@ class LibvirtProvider:
 
     def _shutdown(self, dom: libvirt.virDomain, context: ApplyContext) -> None:
         """Clean shutdown first; forced off after the timeout, and said so."""
-        try:
+        with suppress(libvirt.libvirtError):
             dom.shutdown()
-        except libvirt.libvirtError:
-            pass
         deadline = time.monotonic() + context.shutdown_timeout
         while dom.isActive() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -1,0 +1,128 @@
+"""Shared fixtures: the real `recon` command against a per-test embedded host, editable copies of
+the example manifests, and a second tool that changes the embedded host behind recon's back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+from reconciler.providers.libvirt.embedded import EmbeddedHost
+
+ROOT = Path(__file__).resolve().parents[1]
+# The console script of the venv running the tests: main.py has no `__main__` block.
+RECON = str(Path(sys.executable).parent / "recon")
+# The value behind `valueFrom: {env: WEB_ADMIN_PASSWORD}` in manifests/vms/web-1.yaml. Unique
+# enough that finding it anywhere in an output or a file can only mean a leak.
+SECRET = "zq7-unique-secret-value-4c1e9b"
+
+
+class Recon:
+    """Runs `recon` in a subprocess with its own RECON_HOME, as a user would."""
+
+    def __init__(self, home: Path, cwd: Path) -> None:
+        self.home = home
+        self.cwd = cwd
+
+    @property
+    def host_xml(self) -> Path:
+        return self.home / "host.xml"
+
+    @property
+    def uri(self) -> str:
+        return "test://" + str(self.host_xml.resolve())
+
+    def __call__(
+        self,
+        *args: str | Path,
+        env: Mapping[str, str] | None = None,
+        home: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        # Nothing from the caller's environment may switch on failpoints or another host.
+        full = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
+        full.update(RECON_HOME=str(home or self.home), WEB_ADMIN_PASSWORD=SECRET, NO_COLOR="1")
+        full.update(env or {})
+        return subprocess.run(
+            [RECON, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=full,
+            cwd=self.cwd,
+            timeout=300,
+            check=False,
+        )
+
+    def ok(self, *args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run and insist on exit 0, showing the output when it is not."""
+        result = self(*args, **kwargs)
+        assert result.returncode == 0, f"recon {args} exited {result.returncode}:\n{output(result)}"
+        return result
+
+    def get(self, *args: str) -> list[dict[str, Any]]:
+        """`recon get -o json`, by "Kind/name"."""
+        data: list[dict[str, Any]] = json.loads(self.ok("get", *args, "-o", "json").stdout)
+        return data
+
+    def objects(self) -> dict[str, dict[str, Any]]:
+        return {f"{o['kind']}/{o['name']}": o for o in self.get()}
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.fixture
+def recon(tmp_path: Path) -> Recon:
+    return Recon(tmp_path / "home", tmp_path)
+
+
+@pytest.fixture
+def manifests(tmp_path: Path) -> Path:
+    """A copy of manifests/ (with the template images) that a test may edit."""
+    dest = tmp_path / "manifests"
+    shutil.copytree(ROOT / "manifests", dest)
+    return dest
+
+
+@pytest.fixture
+def applied(recon: Recon, manifests: Path) -> Path:
+    """The examples applied to a fresh embedded host; the editable manifests."""
+    recon.ok("apply", "-f", manifests)
+    return manifests
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace text in a manifest; an edit that finds nothing to replace is a broken test."""
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not in {path} exactly once"
+    path.write_text(text.replace(old, new))
+
+
+@contextmanager
+def _behind_recons_back(host_xml: Path) -> Iterator[libvirt.virConnect]:
+    """An operator's second tool: loads the persisted embedded host (autostart flags and all),
+    lets the test change it through libvirt, and writes it back as recon would."""
+    host = EmbeddedHost(host_xml)
+    conn = host.open()
+    try:
+        yield conn
+        host.save(conn)
+    finally:
+        conn.close()
+
+
+OtherTool = Callable[[Path], AbstractContextManager[libvirt.virConnect]]
+
+
+@pytest.fixture
+def other_tool() -> OtherTool:
+    return _behind_recons_back

@@ -1,0 +1,1 @@
+"""The pure engine: diff and plan against hand-built observations, no host."""

@@ -1,0 +1,1 @@
+"""The real recon command on the embedded host: convergence, ownership, crashes and errors."""
