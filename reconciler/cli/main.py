@@ -66,8 +66,10 @@ def cli(ctx: click.Context, uri: str | None, home: Path | None) -> None:
     """recon: make a virtualization host match the manifests in git.
 
     \b
-    Exit codes: 0 success (diff: no changes), 1 invalid input (diff: changes
-    pending), 2 or more: errors (bad usage, host unreachable, apply failed).
+    Exit codes: 0 success (diff: no changes). 1: validate found invalid
+    manifests, diff found changes, apply/delete failed or was refused, get
+    found nothing. 2 or more: errors (bad usage, invalid manifests for diff or
+    apply, host unreachable, a refused plan for diff).
     """
     from reconciler.providers.libvirt.embedded import default_home
 
