@@ -438,6 +438,12 @@ def apply(
             observation = provider.observe()
             if saved is None:
                 plan = _plan_or_fail(resources, observation, options, code=1)
+            elif plan.host and plan.host != observation.host.uri:
+                fail(
+                    f"this plan was made for {plan.host}, not {observation.host.uri}",
+                    "apply it with the --connect it was made with",
+                    code=1,
+                )
             elif observation.fingerprint() != plan.fingerprint:
                 fail(
                     "the host changed since this plan was made; it was not applied",
@@ -557,6 +563,7 @@ def get(ctx: click.Context, kind: str | None, name: str | None, output: str) -> 
 @click.argument("name", required=False)
 @click.option("-f", "--filename", "paths", multiple=True, help=FILES_HELP)
 @click.option("--delete-volumes", is_flag=True, help="Also delete the guests' disks.")
+@click.option("--ignore-not-found", is_flag=True, help="Exit 0 when something is not there.")
 @click.pass_context
 def delete(
     ctx: click.Context,
@@ -564,6 +571,7 @@ def delete(
     name: str | None,
     paths: tuple[str, ...],
     delete_volumes: bool,
+    ignore_not_found: bool,
 ) -> None:
     """Delete what the manifests (or KIND NAME) name. Only objects recon created."""
     if paths:
@@ -579,10 +587,12 @@ def delete(
         with _host(ctx, lock=True) as provider:
             observation = provider.observe()
             changes = []
+            missing = 0
             for ref in sorted(refs, key=sort_key, reverse=True):
                 obs = observation.objects.get(ref)
                 if ref.kind == "HostPolicy" or obs is None:
                     echo_err(f"{ref}: not on the host")
+                    missing += ref.kind != "HostPolicy"
                     continue
                 if not obs.owned:
                     fail(f"{ref} was not created by recon; left untouched", code=1)
@@ -609,7 +619,7 @@ def delete(
     except ReconError as exc:
         fail(str(exc), exc.hint, code=1)
     click.echo(render_result(result))
-    sys.exit(0 if result.ok else 1)
+    sys.exit(0 if result.ok and (missing == 0 or ignore_not_found) else 1)
 
 
 def _register_loop_commands() -> None:

@@ -50,6 +50,19 @@ _LIVE = {
     "guest.users[].password.valueFrom.file",
     "guest.users[].sshAuthorizedKeys",
 }
+# Fields a provider always reports when the host has them: for these, absence on the host is
+# a difference, never "as recorded in the stamp".
+OBSERVED: dict[str, set[str]] = {
+    "VirtualMachine": {"cpus", "maxCpus", "memory", "maxMemory", "firmware", "bootOrder",
+                       "disks[].size", "disks[].pool", "disks[].format", "disks[].bus",
+                       "interfaces[].network", "interfaces[].mac", "interfaces[].model",
+                       "state", "autostart", "uuid"},
+    "Container": {"cpus", "memory", "swap", "disk.size", "disk.pool", "interfaces[].network",
+                  "interfaces[].mac", "interfaces[].ipAddresses", "interfaces[].gateway",
+                  "state", "autostart", "uuid"},
+    "StoragePool": {"type", "path", "autostart"},
+    "Network": {"mode", "ipv4.address", "ipv4.dhcp.start", "ipv4.dhcp.end", "autostart"},
+}
 # The host capability a live change needs; without it the change waits for a restart.
 LIVE_NEEDS = {"memory": "live-memory", "cpus": "live-vcpus"}
 # Changes a host cannot make at all: reported, never pretended.
@@ -106,6 +119,13 @@ def classify(
     capabilities: dict[str, bool],
 ) -> Disruption:
     base = _base(path)
+    if after is None and base.startswith(("disks[]", "interfaces[]")):
+        # A disk or interface removed: detached at the next start; its volume is kept.
+        return Disruption.RESTART if observed.running else Disruption.NONE
+    if before is None and base in ("disks[].size", "disks[].pool"):
+        # The guest has the disk but its volume is gone: the volume is made again where the
+        # guest expects it; nothing about the guest's identity changes.
+        return Disruption.NONE
     if base in _REPLACE.get(kind, set()):
         return Disruption.REPLACE
     if kind not in GUESTS:
@@ -148,12 +168,14 @@ def _compare(
     for path, after in desired.items():
         if path in observed.fields:
             before = observed.fields[path]
-        elif path in applied:
+        elif path in applied and _base(path) not in OBSERVED.get(res.ref.kind, ()):
             before = applied[path]
         else:
+            # Missing on a host that would show it (a disk volume deleted behind recon's
+            # back): that is a difference, not "as applied".
             before = None
-        if before == after:
-            continue
+        if before == after or (path == "uuid" and after is None):
+            continue  # unpinning a uuid keeps the one the guest has
         need = NEEDS.get(_base(path))
         if need == "volume-resize" and not _grows(before, after):
             need = None  # a new disk is created at its size; a shrink is a replace

@@ -59,10 +59,10 @@ def desired_fields(manifest: Manifest, previously_applied: Fields | None = None)
     since, which go back to their default (so deleting a line from a manifest is a change)."""
     wanted = set_fields(manifest)
     if previously_applied:
-        full = all_fields(manifest)
+        full = flatten(manifest.model_dump(mode="json", by_alias=True)["spec"])
         for key in previously_applied.keys() - wanted.keys():
-            if key in full:
-                wanted[key] = full[key]
+            # A default, or None for what no longer exists (a disk or user removed).
+            wanted[key] = full.get(key)
     return wanted
 
 
