@@ -14,8 +14,8 @@ import os
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import libvirt
 
@@ -62,6 +62,10 @@ class EmbeddedHost:
         self.path = path
         self._dirty = False
         self._last_save = 0.0
+        self._save_cost = 0.0
+        self._cache: dict[str, tuple[int, str]] = {}
+        self._stale: set[str] = set()
+        self._stale_all = True
 
     @property
     def uri(self) -> str:
@@ -78,11 +82,7 @@ class EmbeddedHost:
         return conn
 
     def _restore_autostart(self, conn: libvirt.virConnect) -> None:
-        root = ET.parse(self.path).getroot()
-        elem = root.find(f"{{{RECON_NS}}}embedded")
-        if elem is None or not elem.text:
-            return
-        state: dict[str, list[str]] = json.loads(elem.text)
+        state = self._read_embedded()
         for name in state.get("domains", []):
             conn.lookupByName(name).setAutostart(1)
         for name in state.get("networks", []):
@@ -90,49 +90,92 @@ class EmbeddedHost:
         for name in state.get("pools", []):
             conn.storagePoolLookupByName(name).setAutostart(1)
 
-    def changed(self, conn: libvirt.virConnect, *, force: bool = False) -> None:
-        """Persist soon: at most every half second during a long apply, always at the end.
-        A process killed in between loses only what a rerun will redo."""
+    def _read_embedded(self) -> dict[str, list[str]]:
+        """recon's element sits at the top of the node file: stop reading once it is found,
+        rather than parsing a file of thousands of domains a second time."""
+        for _event, elem in ET.iterparse(self.path, events=("end",)):
+            if elem.tag == f"{{{RECON_NS}}}embedded":
+                return dict(json.loads(elem.text or "{}"))
+            if elem.tag in ("domain", "network", "pool"):
+                break  # an older file keeps it at the end
+        root = ET.parse(self.path).getroot()
+        found = root.find(f"{{{RECON_NS}}}embedded")
+        return dict(json.loads(found.text or "{}")) if found is not None else {}
+
+    def changed(
+        self, conn: libvirt.virConnect, domains: Iterable[str] | None = None, *, force: bool = False
+    ) -> None:
+        """Persist soon. `domains` names the domains whose definition changed (None: any may
+        have). Saves are spaced by at least half a second and by a few times what the last
+        save cost, so a long apply is not spent rewriting the file; the end of a command
+        always saves. A process killed in between loses only what a rerun will redo."""
+        if domains is None:
+            self._stale_all = True
+        else:
+            self._stale.update(domains)
         self._dirty = True
-        if force or time.monotonic() - self._last_save > 0.5:
+        gap = max(0.5, 4 * self._save_cost)
+        if force or time.monotonic() - self._last_save > gap:
             self.save(conn)
 
     def flush(self, conn: libvirt.virConnect) -> None:
         if self._dirty:
             self.save(conn)
 
+    def _domain_text(self, dom: libvirt.virDomain, run: int) -> str:
+        elem = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        ET.SubElement(elem, f"{{{TEST_NS}}}runstate").text = str(run)
+        return ET.tostring(elem, encoding="unicode")
+
     def save(self, conn: libvirt.virConnect) -> None:
+        started = time.monotonic()
         info = conn.getInfo()
-        node = _empty_node(info[1] * 1024, info[2])
-        autostart: dict[str, list[str]] = {"domains": [], "networks": [], "pools": []}
+        running = {d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING)}
+        paused = {d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PAUSED)}
+        autostart: dict[str, list[str]] = {
+            "domains": sorted(
+                d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
+            ),
+            "networks": [],
+            "pools": [],
+        }
+        # Domains: only those that changed are read again; the rest come from the cache of
+        # what the last save wrote (the whole host is re-read after `open`).
+        domains: list[str] = []
+        cache: dict[str, tuple[int, str]] = {}
         for dom in conn.listAllDomains(0):
-            elem = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-            state = dom.state()[0]
-            run = {libvirt.VIR_DOMAIN_RUNNING: RUNNING, libvirt.VIR_DOMAIN_PAUSED: PAUSED}.get(
-                state, SHUTOFF
-            )
-            ET.SubElement(elem, f"{{{TEST_NS}}}runstate").text = str(run)
-            node.append(elem)
-            if dom.autostart():
-                autostart["domains"].append(dom.name())
+            name = dom.name()
+            run = RUNNING if name in running else PAUSED if name in paused else SHUTOFF
+            cached = self._cache.get(name)
+            if self._stale_all or name in self._stale or cached is None or cached[0] != run:
+                cached = (run, self._domain_text(dom, run))
+            cache[name] = cached
+            domains.append(cached[1])
+        others: list[str] = []
         for net in conn.listAllNetworks(0):
-            node.append(ET.fromstring(net.XMLDesc(0)))
+            others.append(ET.tostring(ET.fromstring(net.XMLDesc(0)), encoding="unicode"))
             if net.autostart():
                 autostart["networks"].append(net.name())
         for pool in conn.listAllStoragePools(0):
             elem = ET.fromstring(pool.XMLDesc(0))
             for vol in pool.listAllVolumes(0):
                 elem.append(ET.fromstring(vol.XMLDesc(0)))
-            node.append(elem)
+            others.append(ET.tostring(elem, encoding="unicode"))
             if pool.autostart():
                 autostart["pools"].append(pool.name())
-        ET.SubElement(node, f"{{{RECON_NS}}}embedded").text = json.dumps(autostart)
-        self._write(node)
+        head = _empty_node(info[1] * 1024, info[2])
+        ET.SubElement(head, f"{{{RECON_NS}}}embedded").text = json.dumps(autostart)
+        opening = ET.tostring(head, encoding="unicode").removesuffix("</node>")
+        self._write_text("".join([opening, *domains, *others, "</node>"]))
+        self._cache, self._stale, self._stale_all = cache, set(), False
         self._dirty = False
         self._last_save = time.monotonic()
+        self._save_cost = self._last_save - started
 
     def _write(self, node: ET.Element) -> None:
-        data: Any = ET.tostring(node, encoding="unicode")
+        self._write_text(ET.tostring(node, encoding="unicode"))
+
+    def _write_text(self, data: str) -> None:
         remember_write(data.encode("utf-8"))
         fd, tmp = tempfile.mkstemp(prefix=".host-", suffix=".xml", dir=self.path.parent)
         try:
