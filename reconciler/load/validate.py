@@ -16,10 +16,12 @@ import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 from reconciler.load.yamlsafe import RawDocument
 from reconciler.model.diagnostics import Diagnostic, FieldPath, Mark, format_path
@@ -123,7 +125,10 @@ def _value_at(data: Any, path: FieldPath) -> Any:
 
 
 @cache
-def _validator(kind: str) -> jsonschema.protocols.Validator:
+def _validator(kind: str) -> Validator:
+    # Imported here: only `recon validate` checks schemas, and the import costs every command.
+    import jsonschema
+
     schema = kind_schema(kind)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
