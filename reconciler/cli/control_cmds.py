@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import signal
 import threading
 import time
@@ -128,7 +129,14 @@ def _run(
     status.host, status.source = uri, source
     metrics = PrometheusMetrics()
     if kw["metrics_addr"]:
-        metrics.serve(kw["metrics_addr"])
+        try:
+            metrics.serve(kw["metrics_addr"])
+        except (OSError, ValueError) as exc:
+            # A port already taken, or not HOST:PORT: said in the log's own format, exit 2.
+            log.error(
+                "cannot serve metrics", extra={"address": kw["metrics_addr"], "error": str(exc)}
+            )
+            raise SystemExit(2) from None
     controller = Controller(_session_factory(ctx), status, path, options, log, metrics)
     queue = WorkQueue()
 
@@ -226,7 +234,8 @@ def sync(
     """
     digest = hashlib.sha256(repo.encode()).hexdigest()[:16]
     git = GitSource(repo, ref, subdir, ctx.obj["home"] / "git" / digest)
-    head: dict[str, str | None] = {"sha": None, "error": None}
+    # "good": the last commit whose manifests were valid (the loop's last good state).
+    head: dict[str, str | None] = {"sha": None, "error": None, "good": None}
     lock = threading.Lock()
 
     def fetch() -> bool:
@@ -234,7 +243,10 @@ def sync(
             sha = git.fetch()
         except (GitError, OSError) as exc:
             with lock:
+                new_error = str(exc) != head["error"]
                 head["error"] = str(exc)
+            if new_error:  # said once, not at every interval
+                logging.getLogger("recon").warning("git fetch failed", extra={"error": str(exc)})
             return False
         with lock:
             changed = sha != head["sha"]
@@ -246,23 +258,27 @@ def sync(
             sha, error = head["sha"], head["error"]
         if sha is None:
             raise GitError(error or f"{repo}: no commit fetched yet")
-        root = git.checkout(sha)
+        good = head["good"]
+        root = git.checkout(sha, keep=[good] if good else [])
         docs, diags = read_sources([str(root)])
         result = validate_documents(docs)
         base = str(git.workdir / "commits" / sha) + "/"
         diags = [replace(d, file=d.file.removeprefix(base)) for d in diags + result.diagnostics]
         if diags:
             return Desired(None, diags, complete=False), sha
+        head["good"] = sha
         return Desired(result.resources, []), sha
 
     def start_fetcher(queue: WorkQueue, stopping: threading.Event) -> Callable[[], None]:
         wake = threading.Event()
-        fetch()
 
         def on_usr1(_signum: int, _frame: FrameType | None) -> None:
             wake.set()
 
+        # Before the first fetch, which can take a while: a SIGUSR1 (`systemctl reload`)
+        # arriving meanwhile must not kill the process (the default action of SIGUSR1).
         signal.signal(signal.SIGUSR1, on_usr1)
+        fetch()
 
         def loop() -> None:
             while not stopping.is_set():
@@ -326,3 +342,7 @@ def status(ctx: click.Context, output: str) -> None:
     click.echo(table(rows))
     for error in data.errors:
         click.echo(error, err=True)
+    last = data.runs[-1]
+    if last.error and last.error not in data.errors:
+        # Why the last pass failed or was refused (a held lock, an object recon does not own).
+        click.echo(f"last run {last.result}: {last.error}", err=True)

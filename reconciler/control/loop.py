@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.control.desired import Desired
-from reconciler.control.drift import split_plan
+from reconciler.control.drift import is_suspended, split_plan
 from reconciler.control.queue import Backoff, WorkQueue
 from reconciler.control.status import (
     DRIFTED,
@@ -95,7 +95,8 @@ class Controller:
         self.last_good: tuple[list[Resource], str | None] | None = None
 
     def reconcile(self, desired: Desired, revision: str | None) -> str:
-        """One pass. Returns "ok", "retry" (temporary failure: back off) or "stalled"."""
+        """One pass. Returns "ok", "retry" (temporary failure: back off), "stalled", or
+        "stopped" (the loop was asked to stop half way through the plan)."""
         started = time.time()
         clock = time.monotonic()
         self.status.errors = [d.render() for d in desired.diagnostics]
@@ -106,7 +107,11 @@ class Controller:
                 "keeping the last good version of broken files", extra={"files": desired.kept}
             )
         prune = self.options.prune and desired.complete
+        # `revision` is what the source offers now (recorded as the current revision, even
+        # when invalid); `applied` is what this pass applies and stamps.
+        self.status.revision = revision
         if desired.resources is None:
+            problems = f"{len(desired.diagnostics)} problems in the manifests"
             if self.last_good is None:
                 return self._finish(
                     started,
@@ -114,19 +119,20 @@ class Controller:
                     revision,
                     "invalid",
                     0,
-                    "the manifests are invalid; nothing was applied",
+                    f"{problems}; nothing was applied",
                 )
             # Keep the host on the last good state (healing drift), without pruning.
-            resources, revision = self.last_good
+            resources, applied = self.last_good
             prune = False
             result_if_ok = "invalid"
+            error: str | None = f"{problems}; the last good revision stays applied"
         else:
-            resources = desired.resources
+            resources, applied = desired.resources, revision
             self.last_good = (resources, revision)
             result_if_ok = ""
-        self.status.revision = revision
+            error = None
         try:
-            outcome, changes = self._pass(resources, revision, prune)
+            outcome, changes = self._pass(resources, applied, prune)
         except ReconError as exc:
             self.metrics.error(type(exc).__name__)
             self.log.error("reconcile failed", extra={"error": str(exc)})
@@ -142,10 +148,23 @@ class Controller:
             )
         if outcome == "ok" and result_if_ok == "":
             self.status.last_good_revision = revision
+        if result_if_ok == "" and desired.complete:
+            # What no manifest names any more is not this loop's to report (with --prune it
+            # was deleted; without, it is left on the host, unmanaged by the loop).
+            wanted = {str(r.ref) for r in resources}
+            for stale in set(self.status.resources) - wanted:
+                del self.status.resources[stale]
         result = result_if_ok or ("applied" if changes else "no changes")
         if outcome != "ok":
-            result = "failed"
-        return self._finish(started, clock, revision, result, changes, None, outcome)
+            result = "stopped" if outcome == "stopped" else "failed"
+        return self._finish(started, clock, revision, result, changes, error, outcome)
+
+    def source_failed(self, error: str) -> None:
+        """The desired state could not be read at all (a git remote unreachable, a branch
+        that does not exist yet): recorded as a failed run, so `recon status` says why."""
+        self.metrics.error("source")
+        self.status.errors = [error]
+        self._finish(time.time(), time.monotonic(), self.status.revision, "failed", 0, error)
 
     def _pass(
         self, resources: Sequence[Resource], revision: str | None, prune: bool
@@ -164,10 +183,12 @@ class Controller:
                 for res in resources:
                     self.status.set(str(res.ref), STALLED, "PlanRefused", error=str(exc))
                 raise
+            # What was on the host at some point: a create for it is drift (someone deleted
+            # it). Drifted counts: a deletion reported under `warn` stays drift on every pass.
             previously = {
                 ref
                 for ref, st in self.status.resources.items()
-                if st.last_applied_revision is not None or st.condition == READY
+                if st.last_applied_revision is not None or st.condition in (READY, DRIFTED)
             }
             split = split_plan(plan, resources, observation, self.options.drift, previously)
             for change, policy in split.drift:
@@ -186,7 +207,9 @@ class Controller:
                         DRIFTED,
                         "host differs: " + ", ".join(f.path for f in change.fields),
                     )
-            for ref in split.suspended:
+            # Suspended whether or not the host differs: the loop does not look after them.
+            suspended = {r.ref for r in resources if is_suspended(r)}
+            for ref in suspended:
                 self.status.set(str(ref), SUSPENDED, "recon.dev/suspend annotation")
             todo = split.plan
             if not self.options.allow_replace:
@@ -219,7 +242,7 @@ class Controller:
                 self.status.resources.pop(str(change.ref), None)
             else:
                 self.status.set(str(change.ref), READY, "applied", revision=revision or "")
-        blocked_refs = {str(r) for r in split.suspended} | {
+        blocked_refs = {str(r) for r in suspended} | {
             str(c.ref) for c, p in split.drift if p == "warn"
         }
         for res in resources:
@@ -242,6 +265,11 @@ class Controller:
             for skipped in result.skipped:
                 self.status.set(str(skipped.ref), RECONCILING, "waiting for an earlier change")
             return "retry", len(result.applied)
+        if result.skipped:
+            # Asked to stop: the change under way finished, the rest was not started.
+            for skipped in result.skipped:
+                self.status.set(str(skipped.ref), RECONCILING, "not started: the loop stopped")
+            return "stopped", len(result.applied)
         return "ok", len(result.applied)
 
     def _finish(
@@ -287,6 +315,7 @@ def run_loop(
             outcome = controller.reconcile(state, revision)
         except ReconError as exc:
             controller.log.error("cannot read the desired state", extra={"error": str(exc)})
+            controller.source_failed(f"cannot read the desired state: {exc}")
             outcome = "retry"
         finally:
             queue.done(key)

@@ -29,7 +29,12 @@ class PrometheusMetrics:
         )
 
     def serve(self, address: str) -> None:
-        host, _, port = address.rpartition(":")
+        """Serve on HOST:PORT ([::1]:PORT for IPv6; ":PORT" is 127.0.0.1). Raises ValueError
+        for anything else, OSError when the address cannot be bound."""
+        host, sep, port = address.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"expected HOST:PORT, got {address!r}")
+        host = host.removeprefix("[").removesuffix("]")  # [::1]:9464
         start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
 
     def observe_run(self, seconds: float, result: str) -> None:

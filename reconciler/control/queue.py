@@ -19,7 +19,9 @@ class Backoff:
     def failure(self, key: str) -> float:
         n = self._failures.get(key, 0)
         self._failures[key] = n + 1
-        return float(min(self.cap, self.base * (2**n)))
+        # The exponent is bounded: after ~1000 failures (days at the cap) 2**n no longer fits
+        # a float, and an OverflowError here would end the loop.
+        return float(min(self.cap, self.base * (2.0 ** min(n, 64))))
 
     def success(self, key: str) -> None:
         self._failures.pop(key, None)

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tarfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -113,12 +113,17 @@ class GitSource:
         self.mirror = workdir / "mirror.git"
 
     def _git(self, *args: str, binary: bool = False) -> subprocess.CompletedProcess[bytes]:
-        result = subprocess.run(
-            ["git", "--git-dir", str(self.mirror), *args],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                ["git", "--git-dir", str(self.mirror), *args],
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            # A remote that hangs is a temporary failure like any other, not the end of the
+            # fetcher thread.
+            raise GitError(f"git {args[0]} timed out after 300 s") from None
         if result.returncode != 0:
             message = result.stderr.decode(errors="replace").strip().splitlines()
             raise GitError(f"git {args[0]} failed: {message[-1] if message else 'no output'}")
@@ -128,12 +133,15 @@ class GitSource:
         """The commit the branch points at, after fetching it."""
         if not self.mirror.exists():
             self.workdir.mkdir(parents=True, exist_ok=True)
-            subprocess.run(
-                ["git", "init", "--bare", "-q", str(self.mirror)],
-                check=True,
-                capture_output=True,
-                timeout=60,
-            )
+            try:
+                subprocess.run(
+                    ["git", "init", "--bare", "-q", str(self.mirror)],
+                    check=True,
+                    capture_output=True,
+                    timeout=60,
+                )
+            except subprocess.SubprocessError as exc:
+                raise GitError(f"cannot create the mirror {self.mirror}: {exc}") from None
         self._git(
             "fetch",
             "--prune",
@@ -144,18 +152,23 @@ class GitSource:
         )
         return self._git("rev-parse", f"refs/heads/{self.ref}^{{commit}}").stdout.decode().strip()
 
-    def checkout(self, sha: str) -> Path:
-        """The commit's manifest directory, exported to a directory of its own."""
+    def checkout(self, sha: str, keep: Iterable[str] = ()) -> Path:
+        """The commit's manifest directory, exported to a directory of its own. Older exports
+        are removed, except the commits in `keep`: the last good commit, whose files (template
+        images) the loop may still need while newer commits are invalid."""
         target = self.workdir / "commits" / sha
         if not target.exists():
             data = self._git("archive", "--format=tar", sha).stdout
             tmp = target.with_name(sha + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                tar.extractall(tmp, filter="data")
-            tmp.rename(target)
-            self._prune_checkouts(keep={sha})
+            try:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    tar.extractall(tmp, filter="data")
+                tmp.rename(target)
+            except (OSError, tarfile.TarError) as exc:
+                raise GitError(f"cannot export commit {sha[:12]}: {exc}") from None
+            self._prune_checkouts(keep={sha, *keep})
         path = target / self.subdir if self.subdir else target
         if not path.is_dir():
             raise ReconError(f"commit {sha[:12]} has no directory '{self.subdir}'")

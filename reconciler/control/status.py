@@ -33,7 +33,7 @@ class Run:
     started: float
     duration: float
     revision: str | None
-    result: str  # "applied", "no changes", "failed", "invalid", "refused"
+    result: str  # "applied", "no changes", "failed", "invalid", "refused", "stopped"
     changes: int = 0
     error: str | None = None
 
@@ -87,9 +87,11 @@ def status_path(home: Path, uri: str) -> Path:
 
 
 def load_status(path: Path) -> Status:
+    """The persisted status; an empty one when the file is missing or damaged (a damaged
+    file must not keep the loop, or `recon status`, from starting)."""
     try:
         return Status.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, AttributeError):
         return Status()
 
 

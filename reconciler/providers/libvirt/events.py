@@ -17,15 +17,16 @@ Notify = Callable[[str], None]
 Stop = Callable[[], None]
 
 # Content hashes of node files this process wrote itself: not drift, not worth a look.
-WRITTEN: set[str] = set()
+# Ordered, so the oldest is forgotten first.
+WRITTEN: dict[str, None] = {}
 _loop_lock = threading.Lock()
 _loop_started = False
 
 
 def remember_write(data: bytes) -> None:
-    WRITTEN.add(hashlib.sha256(data).hexdigest())
-    if len(WRITTEN) > 64:
-        WRITTEN.pop()
+    WRITTEN[hashlib.sha256(data).hexdigest()] = None
+    while len(WRITTEN) > 64:
+        del WRITTEN[next(iter(WRITTEN))]
 
 
 def _start_event_loop() -> None:
