@@ -31,6 +31,8 @@ from reconciler.load.graph import sort_key
 from reconciler.load.manifests import load_manifests
 from reconciler.load.sources import expand_paths, read_sources
 from reconciler.load.validate import validate_documents
+from reconciler.model.capabilities import check_manifest
+from reconciler.model.diagnostics import Diagnostic, format_path
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import KINDS
 from reconciler.model.plan import Action, Change, Disruption, Plan
@@ -86,13 +88,40 @@ def cli(ctx: click.Context, uri: str | None, home: Path | None) -> None:
     show_default=True,
     help="json prints every diagnostic for CI.",
 )
-def validate(paths: tuple[str, ...], output: str) -> None:
+@click.option(
+    "--driver",
+    type=click.Choice(["test", "qemu", "kvm", "lxc", "vz"]),
+    help="Also flag what this libvirt driver cannot do (see docs/real-hosts.md).",
+)
+def validate(paths: tuple[str, ...], output: str, driver: str | None) -> None:
     """Check manifests offline: syntax, schema, types, references. No host is contacted.
 
     Exits 0 when every manifest is valid and 1 when any is not; all problems are
-    reported at once, each with FILE:LINE:COL, Kind/name and the field.
+    reported at once, each with FILE:LINE:COL, Kind/name and the field. With --driver,
+    what that driver can never do is a problem too; what it may not do is a warning.
     """
-    result = load_manifests(paths, stdin=sys.stdin.buffer, with_schema=True)
+    docs, read_diags = read_sources(paths, stdin=sys.stdin.buffer)
+    result = validate_documents(docs, with_schema=True)
+    result.files = sorted({d.file for d in docs})
+    warnings: list[Diagnostic] = []
+    if driver is not None and not read_diags and result.ok:
+        marks = {(d.file, d.mark.line): d for d in docs}
+        for res in result.resources:
+            doc = marks[(res.file, res.line)]
+            for problem in check_manifest(res.manifest, driver):
+                mark = doc.mark_for(problem.path)
+                diag = Diagnostic(
+                    file=res.file,
+                    line=mark.line,
+                    column=mark.column,
+                    message=problem.message,
+                    kind=res.ref.kind,
+                    name=res.ref.name,
+                    field=format_path(problem.path),
+                    hint=problem.hint,
+                )
+                (result.diagnostics if problem.error else warnings).append(diag)
+    result.diagnostics = sorted(read_diags + result.diagnostics, key=lambda d: d.sort_key())
     if output == "json":
         print_json(
             {
@@ -100,9 +129,12 @@ def validate(paths: tuple[str, ...], output: str) -> None:
                 "files": result.files,
                 "resources": [str(r.ref) for r in result.resources] if result.ok else [],
                 "diagnostics": [d.to_json() for d in result.diagnostics],
+                "warnings": [d.to_json() for d in warnings],
             }
         )
     else:
+        for warning in sorted(warnings, key=lambda d: d.sort_key()):
+            click.echo("warning" + warning.render()[len("error") :], err=True)
         print_diagnostics(result.diagnostics)
         if result.ok:
             click.echo(f"{len(result.resources)} resources in {len(result.files)} files are valid")

@@ -128,7 +128,8 @@ def observed_row(obs: Observed, wide: bool) -> list[str]:
     if wide:
         guarantee = "-"
         if obs.guaranteed_bytes:
-            how = "min_guarantee" if not obs.owned else "recon"
+            # How the host holds it: a cgroup, <min_guarantee>, or only recon's admission.
+            how = obs.extra.get("guarantee", "admission only")
             guarantee = f"{format_quantity(obs.guaranteed_bytes)} ({how})"
         row += [
             guarantee,
@@ -147,13 +148,36 @@ def render_inventory(observation: Observation, objects: Sequence[Observed], wide
     rows = [head] + [observed_row(o, wide) for o in objects]
     text = table(rows)
     if wide:
-        promised = sum(o.guaranteed_bytes for o in objects if o.running)
-        text += (
-            f"\n\nhost {observation.host.hostname} ({observation.host.driver}): "
-            f"{format_quantity(observation.host.memory_bytes)} RAM, "
-            f"{format_quantity(promised)} promised to running guests"
-        )
+        text += "\n\n" + host_memory_line(observation)
     return text
+
+
+def host_memory_line(observation: Observation) -> str:
+    """The host's RAM against what is promised to every running guest on it (not only the
+    ones listed), and how much is free now where the host can say."""
+    host = observation.host
+    running = [o for o in observation.objects.values() if o.running and o.guaranteed_bytes > 0]
+    promised = sum(o.guaranteed_bytes for o in running)
+    hows = sorted({str(o.extra.get("guarantee", "admission only")) for o in running})
+    policy = next((o for o in observation.objects.values() if o.ref.kind == "HostPolicy"), None)
+    available = policy.extra.get("memory_available") if policy is not None else None
+    line = f"host {host.hostname} ({host.driver}): {_approx(host.memory_bytes)} RAM"
+    if isinstance(available, int):
+        line += f", {_approx(available)} available now"
+    line += (
+        f"; {format_quantity(promised)} promised to {len(running)} running "
+        f"guest{'s' if len(running) != 1 else ''}"
+    )
+    if hows:
+        line += f" ({', '.join(hows)})"
+    line += f", {_approx(max(host.memory_bytes - promised, 0))} not promised"
+    return line
+
+
+def _approx(nbytes: int) -> str:
+    """A size to read, not to parse back: what the kernel reports is rarely a round number."""
+    gib = nbytes / 1024**3
+    return f"{gib:.1f}Gi" if gib >= 1 else f"{nbytes // 1024**2}Mi"
 
 
 def echo_err(text: str) -> None:

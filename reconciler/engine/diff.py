@@ -21,6 +21,8 @@ from reconciler.model.resource import Resource
 from reconciler.providers.base import Observation, Observed
 
 GUESTS = ("VirtualMachine", "Container")
+# Where a provider reports the host's own settings (KSM).
+HOST = ResourceRef("HostPolicy", "")
 
 
 def _base(path: str) -> str:
@@ -53,13 +55,38 @@ _LIVE = {
 # Fields a provider always reports when the host has them: for these, absence on the host is
 # a difference, never "as recorded in the stamp".
 OBSERVED: dict[str, set[str]] = {
-    "VirtualMachine": {"cpus", "maxCpus", "memory", "maxMemory", "firmware", "bootOrder",
-                       "disks[].size", "disks[].pool", "disks[].format", "disks[].bus",
-                       "interfaces[].network", "interfaces[].mac", "interfaces[].model",
-                       "state", "autostart", "uuid"},
-    "Container": {"cpus", "memory", "swap", "disk.size", "disk.pool", "interfaces[].network",
-                  "interfaces[].mac", "interfaces[].ipAddresses", "interfaces[].gateway",
-                  "state", "autostart", "uuid"},
+    "VirtualMachine": {
+        "cpus",
+        "maxCpus",
+        "memory",
+        "maxMemory",
+        "firmware",
+        "bootOrder",
+        "disks[].size",
+        "disks[].pool",
+        "disks[].format",
+        "disks[].bus",
+        "interfaces[].network",
+        "interfaces[].mac",
+        "interfaces[].model",
+        "state",
+        "autostart",
+        "uuid",
+    },
+    "Container": {
+        "cpus",
+        "memory",
+        "swap",
+        "disk.size",
+        "disk.pool",
+        "interfaces[].network",
+        "interfaces[].mac",
+        "interfaces[].ipAddresses",
+        "interfaces[].gateway",
+        "state",
+        "autostart",
+        "uuid",
+    },
     "StoragePool": {"type", "path", "autostart"},
     "Network": {"mode", "ipv4.address", "ipv4.dhcp.start", "ipv4.dhcp.end", "autostart"},
 }
@@ -212,7 +239,8 @@ def diff(
     for res in resources:
         observed = observation.objects.get(res.ref)
         if isinstance(res.manifest, HostPolicy):
-            _diff_host_policy(res, observed, caps, result)
+            # The host is one object, whatever name the manifest gives its policy.
+            _diff_host_policy(res, observation.objects.get(HOST), caps, result)
             continue
         if observed is None:
             desired = desired_fields(res.manifest)

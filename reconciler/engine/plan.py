@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from reconciler.engine.diff import GUESTS, diff, prune_candidates
 from reconciler.load.graph import creation_order, sort_key
+from reconciler.model.capabilities import DRIVERS, check_manifest, family
+from reconciler.model.diagnostics import format_path
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import Container, HostPolicy, VirtualMachine
 from reconciler.model.plan import Action, Change, Plan
@@ -86,6 +88,23 @@ def admission(
     return holders, capacity, promised, mode
 
 
+def host_refusals(resources: Sequence[Resource], observation: Observation) -> list[str]:
+    """What the observed host can never do in these manifests (a container on QEMU, EFI
+    without OVMF): refused before any action rather than failing half way through an apply."""
+    driver = observation.host.driver
+    if family(driver) not in DRIVERS:
+        return []
+    out = []
+    for res in resources:
+        for problem in check_manifest(res.manifest, driver, observation.host.capabilities):
+            if problem.error:
+                out.append(
+                    f"{res.file}:{res.line}: {res.ref}: {format_path(problem.path)}: "
+                    f"{problem.message}"
+                )
+    return out
+
+
 def make_plan(
     resources: Sequence[Resource], observation: Observation, options: PlanOptions = PlanOptions()
 ) -> Plan:
@@ -99,6 +118,14 @@ def make_plan(
         raise PlanRefused(
             f"{names}: exists on the host but was not created by recon; it is left untouched",
             "rename the manifest, remove the object yourself, or take it over with --adopt",
+        )
+    refused = host_refusals(resources, observation)
+    if refused:
+        raise PlanRefused(
+            f"this host ({observation.host.driver}) cannot do what the manifests ask; "
+            "nothing was done:\n  " + "\n  ".join(refused),
+            f"`recon validate --driver {family(observation.host.driver)} -f ...` lists them "
+            "offline; see docs/real-hosts.md for what each driver supports",
         )
     changes = result.changes
     deletes: list[Change] = []

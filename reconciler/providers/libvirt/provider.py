@@ -7,7 +7,6 @@ running?), so an apply killed half way is finished by the next run rather than r
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
@@ -17,9 +16,11 @@ from typing import Any, TypeVar
 
 import libvirt
 
+from reconciler.model.capabilities import CAPABILITIES, family
 from reconciler.model.fields import desired_fields, spec_hash
 from reconciler.model.kinds import (
     Container,
+    HostPolicy,
     Network,
     StoragePool,
     Template,
@@ -40,6 +41,7 @@ from reconciler.providers.base import (
     UnsupportedError,
 )
 from reconciler.providers.libvirt import events
+from reconciler.providers.libvirt import host as lh
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.embedded import EmbeddedHost
 from reconciler.providers.secrets import resolve_secret
@@ -54,47 +56,12 @@ CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
 HOST_POLICY = ResourceRef("HostPolicy", "")
 
 _DRIVERS = {"TEST": "test", "QEMU": "qemu", "LXC": "lxc", "VZ": "vz", "PARALLELS": "vz"}
-# live-memory: balloon down live; memory-hotplug: grow live within maxMemory (DIMM hotplug
-# on QEMU, which recon does not drive yet; a cgroup limit on containers).
-_CAPABILITIES: dict[str, dict[str, bool]] = {
-    # What each driver can change on a running guest or on storage; see docs/plan.md.
-    "test": {
-        "live-memory": True,
-        "memory-hotplug": False,
-        "live-vcpus": True,
-        "volume-resize": False,
-        "volume-upload": False,
-        "ksm": False,
-        "guest-password": True,
-    },
-    "qemu": {
-        "live-memory": True,
-        "memory-hotplug": False,
-        "live-vcpus": True,
-        "volume-resize": True,
-        "volume-upload": True,
-        "ksm": False,
-        "guest-password": True,
-    },
-    "lxc": {
-        "live-memory": True,
-        "memory-hotplug": True,
-        "live-vcpus": False,
-        "volume-resize": True,
-        "volume-upload": True,
-        "ksm": False,
-        "guest-password": False,
-    },
-    "vz": {
-        "live-memory": True,
-        "memory-hotplug": True,
-        "live-vcpus": True,
-        "volume-resize": True,
-        "volume-upload": True,
-        "ksm": False,
-        "guest-password": True,
-    },
-}
+# DIMM sizes QEMU accepts on x86 without libvirt rounding them up: growing by anything else
+# would leave the guest with more memory than the manifest says.
+_DIMM_ALIGN = 2 * 1024 * 1024
+# How long an unanswered guest agent is waited for after a start: a guest OS takes this long
+# to boot far enough to run qemu-guest-agent.
+_AGENT_WAIT = 30.0
 
 
 @contextmanager
@@ -106,7 +73,45 @@ def _host_errors(what: str) -> Iterator[None]:
         message = f"{what}: {exc.get_error_message() or exc}"
         if code == libvirt.VIR_ERR_NO_SUPPORT:
             raise UnsupportedError(message) from None
+        if exc.get_error_domain() == libvirt.VIR_FROM_RPC:
+            # Said in the message itself: an apply's summary shows the message only.
+            raise ProviderError(
+                f"{message} (the connection to libvirtd was lost: start libvirtd again "
+                "and rerun; it continues from where the host is)"
+            ) from None
         raise ProviderError(message) from None
+
+
+@contextmanager
+def _undefine_on_error(obj: Any) -> Iterator[None]:
+    """A network or pool recon has just defined and cannot start is undefined again: left
+    defined and inactive, it would look done to the next run, which would never start it."""
+    try:
+        yield
+    except libvirt.libvirtError:
+        if obj is not None:
+            with suppress(libvirt.libvirtError):
+                obj.undefine()
+        raise
+
+
+_GONE = (
+    libvirt.VIR_ERR_NO_DOMAIN,
+    libvirt.VIR_ERR_NO_NETWORK,
+    libvirt.VIR_ERR_NO_STORAGE_POOL,
+    libvirt.VIR_ERR_NO_STORAGE_VOL,
+)
+
+
+@contextmanager
+def _unless_vanished() -> Iterator[None]:
+    """Skip an object deleted by someone else between the bulk list and its own read: on a
+    host others use, that happens, and it is not an error of the observation."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in _GONE:
+            raise
 
 
 def _lookup(fn: Callable[[str], T], name: str) -> T | None:
@@ -149,18 +154,44 @@ class LibvirtProvider:
             else:
                 self.conn = libvirt.open(uri)
                 self.uri = uri
-        self.driver = self._driver()
+        self.local = self.embedded is None and lh.is_local(self.uri)
+        with _host_errors(f"cannot read the capabilities of {self.uri}"):
+            self.driver, self._caps = self._driver_and_capabilities()
 
-    def _driver(self) -> str:
+    def _driver_and_capabilities(self) -> tuple[str, dict[str, bool]]:
         name = str(self.conn.getType())
         kind = _DRIVERS.get(name.upper(), name.lower())
-        if kind == "qemu" and os.access("/dev/kvm", os.R_OK | os.W_OK):
-            return "kvm"
-        return kind
+        caps = dict(CAPABILITIES.get(family(kind), {}))
+        if kind == "qemu":
+            # KVM only when libvirt says QEMU can use it: /dev/kvm existing is not enough
+            # (QEMU runs as another user, who may not be allowed to open it).
+            domcaps = self._domain_capabilities("kvm")
+            if domcaps is not None and domcaps.virttype == "kvm":
+                kind = "kvm"
+            else:
+                domcaps = self._domain_capabilities("qemu")
+            caps["efi-firmware"] = domcaps is not None and domcaps.efi
+        if caps.get("ksm"):
+            caps["ksm"] = self._ksm_parameters() is not None
+        return kind, caps
+
+    def _domain_capabilities(self, virttype: str) -> lx.DomainCapabilities | None:
+        try:
+            text = self.conn.getDomainCapabilities(None, None, None, virttype, 0)
+        except libvirt.libvirtError:
+            return None  # libvirt's way of saying this virttype cannot run here
+        return lx.parse_domain_capabilities(text)
+
+    def _ksm_parameters(self) -> dict[str, Any] | None:
+        try:
+            params: dict[str, Any] = self.conn.getMemoryParameters(0)
+        except libvirt.libvirtError:
+            return None
+        return params if "shm_pages_to_scan" in params else None
 
     @property
     def capabilities(self) -> dict[str, bool]:
-        return dict(_CAPABILITIES.get("qemu" if self.driver == "kvm" else self.driver, {}))
+        return dict(self._caps)
 
     def subscribe(self, notify: Callable[[str], None]) -> Callable[[], None]:
         """Call notify (from another thread) when the host changes; returns a stop function."""
@@ -171,18 +202,25 @@ class LibvirtProvider:
     def close(self) -> None:
         if self.embedded is not None:
             self.embedded.flush(self.conn)
-        self.conn.close()
+        # A daemon that died under an apply has already been reported as that change's
+        # failure; closing its dead connection must not turn into a second, raw error.
+        with suppress(libvirt.libvirtError):
+            self.conn.close()
 
     # --- observe -----------------------------------------------------------------------------
 
     def observe(self) -> Observation:
         with _host_errors("cannot read the host"):
             info = self.conn.getInfo()
+            stats = self._memory_stats()
             host = HostFacts(
                 uri=self.uri,
                 hostname=self.conn.getHostname(),
                 driver=self.driver,
-                memory_bytes=info[1] * 1024 * 1024,
+                # The kernel's MemTotal where libvirt reports it: getInfo() adds up the NUMA
+                # nodes' memory, which misses memory a VM host added later (seen here: 4.8 GiB
+                # in node0 of a machine with 23.5 GiB).
+                memory_bytes=int(stats["total"]) * 1024 if "total" in stats else info[1] << 20,
                 cpus=info[2],
                 capabilities=self.capabilities,
             )
@@ -190,7 +228,38 @@ class LibvirtProvider:
             volumes = self._observe_pools(objects)
             self._observe_networks(objects)
             self._observe_domains(objects, volumes)
+            objects[HOST_POLICY] = self._observe_host(stats)
         return Observation(host=host, objects=objects)
+
+    def _memory_stats(self) -> dict[str, int]:
+        """Node memory in KiB (total, free, buffers, cached); empty on the test driver."""
+        try:
+            stats: dict[str, int] = self.conn.getMemoryStats(
+                libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0
+            )
+        except libvirt.libvirtError:
+            return {}
+        return stats
+
+    def _observe_host(self, stats: dict[str, int] | None = None) -> Observed:
+        """The host itself: its KSM settings (compared with a HostPolicy) and, for
+        `recon get -o wide`, the memory available now."""
+        fields: dict[str, Any] = {}
+        params = self._ksm_parameters() if self._caps.get("ksm") else None
+        if params is not None:
+            fields["ksm.pagesToScan"] = int(params["shm_pages_to_scan"])
+            fields["ksm.sleepMillisecs"] = int(params["shm_sleep_millisecs"])
+            if "shm_merge_across_nodes" in params:
+                fields["ksm.mergeAcrossNodes"] = bool(params["shm_merge_across_nodes"])
+            enabled = lh.ksm_enabled() if self.local else None
+            if enabled is not None:
+                fields["ksm.enabled"] = enabled
+        extra: dict[str, Any] = {}
+        stats = self._memory_stats() if stats is None else stats
+        if "free" in stats:
+            kib = sum(int(stats.get(k, 0)) for k in ("free", "buffers", "cached"))
+            extra["memory_available"] = kib * 1024
+        return Observed(HOST_POLICY, fields, None, extra=extra)
 
     def _observe_pools(
         self, objects: dict[ResourceRef, Observed]
@@ -198,34 +267,45 @@ class LibvirtProvider:
         """Pools, their volumes (by path), and the Templates recorded in pool stamps."""
         by_path: dict[str, tuple[str, lx.ParsedVolume]] = {}
         for pool in self.conn.listAllStoragePools(0):
-            parsed = lx.parse_pool(self._pool_xml(pool))
-            fields = dict(parsed.fields)
-            fields["autostart"] = bool(pool.autostart())
-            ref = ResourceRef("StoragePool", parsed.name)
-            objects[ref] = Observed(
-                ref, fields, parsed.stamp, uuid=parsed.uuid, extra={"templates": parsed.templates}
-            )
-            names: set[str] = set()
-            if pool.isActive():
-                for vol in pool.listAllVolumes(0):
+            with _unless_vanished():
+                self._observe_pool(pool, objects, by_path)
+        return by_path
+
+    def _observe_pool(
+        self,
+        pool: libvirt.virStoragePool,
+        objects: dict[ResourceRef, Observed],
+        by_path: dict[str, tuple[str, lx.ParsedVolume]],
+    ) -> None:
+        parsed = lx.parse_pool(self._pool_xml(pool))
+        fields = dict(parsed.fields)
+        fields["autostart"] = bool(pool.autostart())
+        ref = ResourceRef("StoragePool", parsed.name)
+        objects[ref] = Observed(
+            ref, fields, parsed.stamp, uuid=parsed.uuid, extra={"templates": parsed.templates}
+        )
+        names: set[str] = set()
+        if pool.isActive():
+            for vol in pool.listAllVolumes(0):
+                with _unless_vanished():
                     pv = lx.parse_volume(vol.XMLDesc(0))
                     by_path[pv.path] = (parsed.name, pv)
                     names.add(pv.name)
-            for tname, tstamp in parsed.templates.items():
-                fmt = tstamp.applied.get("format", "qcow2")
-                if lx.template_volume_name(tname, fmt) not in names:
-                    continue  # its image is gone: the Template must be created again
-                tref = ResourceRef("Template", tname)
-                objects[tref] = Observed(tref, {"pool": parsed.name, "format": fmt}, tstamp)
-        return by_path
+        for tname, tstamp in parsed.templates.items():
+            fmt = tstamp.applied.get("format", "qcow2")
+            if lx.template_volume_name(tname, fmt) not in names:
+                continue  # its image is gone: the Template must be created again
+            tref = ResourceRef("Template", tname)
+            objects[tref] = Observed(tref, {"pool": parsed.name, "format": fmt}, tstamp)
 
     def _observe_networks(self, objects: dict[ResourceRef, Observed]) -> None:
         for net in self.conn.listAllNetworks(0):
-            parsed = lx.parse_network(net.XMLDesc(0))
-            fields = dict(parsed.fields)
-            fields["autostart"] = bool(net.autostart())
-            ref = ResourceRef("Network", parsed.name)
-            objects[ref] = Observed(ref, fields, parsed.stamp, uuid=parsed.uuid)
+            with _unless_vanished():
+                parsed = lx.parse_network(net.XMLDesc(0))
+                fields = dict(parsed.fields)
+                fields["autostart"] = bool(net.autostart())
+                ref = ResourceRef("Network", parsed.name)
+                objects[ref] = Observed(ref, fields, parsed.stamp, uuid=parsed.uuid)
 
     def _observe_domains(
         self, objects: dict[ResourceRef, Observed], volumes: dict[str, tuple[str, lx.ParsedVolume]]
@@ -237,42 +317,96 @@ class LibvirtProvider:
             d.name() for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
         }
         for dom in self.conn.listAllDomains(0):
-            parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-            running = parsed.name in active
-            fields = dict(parsed.fields)
-            memory = parsed.memory_bytes
-            if running:
-                # What the guest has now, not what it will have after a restart.
-                live = lx.parse_domain(dom.XMLDesc(0))
-                for key in ("memory", "cpus"):
-                    if key in live.fields:
-                        fields[key] = live.fields[key]
-                memory = live.memory_bytes
-            fields["state"] = "Running" if running else "Stopped"
-            fields["autostart"] = parsed.name in autostart
-            fields["uuid"] = parsed.uuid
-            for disk, path in parsed.disk_paths.items():
-                hit = volumes.get(path)
-                if hit is None:
-                    continue
-                prefix = "disk" if parsed.kind == "Container" else f"disks[{disk}]"
-                fields[f"{prefix}.size"] = format_quantity(hit[1].capacity)
-                fields[f"{prefix}.pool"] = hit[0]
-            kind = parsed.kind or "VirtualMachine"
-            ref = ResourceRef(kind, parsed.name)
-            guaranteed = parsed.guarantee_bytes
-            if parsed.stamp is not None:
-                pct = str(parsed.stamp.applied.get("memoryGuarantee", "0%")).rstrip("%")
-                guaranteed = memory * int(pct) // 100 if pct.isdigit() else guaranteed
-            objects[ref] = Observed(
-                ref,
-                fields,
-                parsed.stamp,
-                uuid=parsed.uuid,
-                running=running,
-                guaranteed_bytes=guaranteed,
-                memory_bytes=memory,
-            )
+            with _unless_vanished():
+                self._observe_domain(dom, objects, volumes, active, autostart)
+
+    def _observe_domain(
+        self,
+        dom: libvirt.virDomain,
+        objects: dict[ResourceRef, Observed],
+        volumes: dict[str, tuple[str, lx.ParsedVolume]],
+        active: set[str],
+        autostart: set[str],
+    ) -> None:
+        parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        running = parsed.name in active
+        fields = dict(parsed.fields)
+        memory = parsed.memory_bytes
+        if running:
+            # What the guest has now, not what it will have after a restart: a definition
+            # changed without the restart it needs (an apply cut short while it waited for
+            # the guest to shut down) is still a difference, and the rerun restarts it.
+            # The stamp stays the definition's: it records what was applied.
+            live = lx.parse_domain(dom.XMLDesc(0))
+            fields = dict(live.fields)
+            memory = live.memory_bytes
+        fields["state"] = "Running" if running else "Stopped"
+        fields["autostart"] = parsed.name in autostart
+        fields["uuid"] = parsed.uuid
+        for disk, path in parsed.disk_paths.items():
+            hit = volumes.get(path)
+            if hit is None:
+                continue
+            prefix = "disk" if parsed.kind == "Container" else f"disks[{disk}]"
+            fields[f"{prefix}.size"] = format_quantity(hit[1].capacity)
+            fields[f"{prefix}.pool"] = hit[0]
+        kind = parsed.kind or "VirtualMachine"
+        ref = ResourceRef(kind, parsed.name)
+        guaranteed, how = self._observe_guarantee(parsed, running, memory, fields)
+        objects[ref] = Observed(
+            ref,
+            fields,
+            parsed.stamp,
+            uuid=parsed.uuid,
+            running=running,
+            guaranteed_bytes=guaranteed,
+            memory_bytes=memory,
+            extra={"guarantee": how},
+        )
+
+    def _observe_guarantee(
+        self, parsed: lx.ParsedDomain, running: bool, memory: int, fields: dict[str, Any]
+    ) -> tuple[int, str]:
+        """Bytes the host promises the guest, and how that promise is held. What recon
+        promised (its stamp) counts for admission even where nothing enforces it; where a
+        cgroup holds it, the cgroup is read back and reported as the guest's memoryGuarantee,
+        so a guest restarted behind recon's back (a new cgroup, no limit) shows as drift."""
+        promised = parsed.guarantee_bytes
+        if parsed.stamp is not None:
+            pct = str(parsed.stamp.applied.get("memoryGuarantee", "0%")).rstrip("%")
+            promised = memory * int(pct) // 100 if pct.isdigit() else promised
+        if self.driver == "test":
+            return promised, lh.MIN_GUARANTEE
+        if not running:
+            how = self._mechanism()
+            return promised, how if how == lh.ADMISSION_ONLY else f"{how} when running"
+        cgroup = self._memory_cgroup(parsed.name)
+        if cgroup is None:
+            return promised, lh.ADMISSION_ONLY
+        try:
+            held = cgroup.read()
+        except OSError:
+            return promised, lh.ADMISSION_ONLY
+        if memory:
+            fields["memoryGuarantee"] = f"{round(100 * min(held, memory) / memory)}%"
+        return max(held, promised), cgroup.how
+
+    def _can_hold(self) -> bool:
+        """Whether this host can hold guarantees in cgroups: a local QEMU or LXC host."""
+        return self.local and family(self.driver) in ("qemu", "lxc")
+
+    def _mechanism(self) -> str:
+        """How a stopped guest's guarantee will be held once it runs."""
+        if not self._can_hold():
+            return lh.ADMISSION_ONLY
+        found = lh.memory_cgroup_version()
+        return {1: lh.CGROUP_V1, 2: lh.CGROUP_V2}.get(found or 0, lh.ADMISSION_ONLY)
+
+    def _memory_cgroup(self, name: str) -> lh.MemoryCgroup | None:
+        if not self._can_hold():
+            return None
+        pid = lh.domain_pid(family(self.driver), name)
+        return lh.memory_cgroup(pid) if pid is not None else None
 
     # --- apply -------------------------------------------------------------------------------
 
@@ -288,6 +422,10 @@ class LibvirtProvider:
         try:
             with _host_errors(f"{change.ref}"):
                 return handler(change, resource, context)
+        except ValueError as exc:
+            # What the XML builder refuses (a container on QEMU, a bad name): the planner
+            # refuses these first, so reaching here means a saved plan or a changed host.
+            raise ProviderError(f"{change.ref}: {exc}") from None
         finally:
             if self.embedded is not None:
                 self.embedded.changed(self.conn)
@@ -338,11 +476,15 @@ class LibvirtProvider:
         xml_text = lx.build_pool(
             resource.manifest, uuid=existing_uuid, stamp=stamp, templates=templates
         )
+        new = pool is None
         pool = self._define_pool(xml_text)
         if not pool.isActive():
-            if self.driver != "test":
-                pool.build(libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
-            pool.create(0)
+            with _undefine_on_error(pool if new else None):
+                if self.driver != "test":
+                    # A dir pool: makes the directory, keeps one that exists with its files.
+                    # (NO_OVERWRITE is for pools that format a device; dir pools refuse it.)
+                    pool.build(0)
+                pool.create(0)
         pool.setAutostart(1 if resource.manifest.spec.autostart else 0)
         return "defined and started" if change.action is Action.CREATE else "updated"
 
@@ -409,9 +551,11 @@ class LibvirtProvider:
         xml_text = lx.build_network(
             resource.manifest, uuid=existing_uuid, stamp=make_stamp(resource, context)
         )
+        new = net is None
         net = self.conn.networkDefineXML(xml_text)
         if not net.isActive():
-            net.create()
+            with _undefine_on_error(net if new else None):
+                net.create()
         net.setAutostart(1 if resource.manifest.spec.autostart else 0)
         return "defined and started" if change.action is not Action.UPDATE else "updated"
 
@@ -473,9 +617,14 @@ class LibvirtProvider:
             vol = _lookup(pool.storageVolLookupByName, vol_name)
             if vol is None:
                 backing = self._template_volume(template) if template else None
+                root_from = None
+                if isinstance(manifest, Container) and self.driver == "lxc":
+                    root_from = self._container_template(manifest)
                 vol = pool.createXML(
                     lx.build_volume(vol_name, capacity=size, fmt=fmt, backing=backing), 0
                 )
+                if root_from is not None:
+                    self._make_root(vol, root_from)
             else:
                 capacity = vol.info()[1]
                 if size > capacity:
@@ -483,14 +632,36 @@ class LibvirtProvider:
             out[disk_name] = lx.DiskVolume(pool_name, vol_name, vol.path(), fmt)
         return out
 
-    def _template_volume(self, template: str) -> lx.DiskVolume:
+    def _template_volume(self, template: str, fmt: str = "qcow2") -> lx.DiskVolume:
         for pool in self.conn.listAllStoragePools(0):
             parsed = lx.parse_pool(self._pool_xml(pool))
             if template in parsed.templates:
-                vol_name = lx.template_volume_name(template, "qcow2")
+                vol_name = lx.template_volume_name(template, fmt)
                 vol = pool.storageVolLookupByName(vol_name)
-                return lx.DiskVolume(parsed.name, vol_name, vol.path(), "qcow2")
+                return lx.DiskVolume(parsed.name, vol_name, vol.path(), fmt)
         raise ProviderError(f"Template/{template} has no image on the host")
+
+    def _container_template(self, manifest: Container) -> Path:
+        """The template archive a new container root is made from: on this host's disk,
+        since recon makes the root filesystem itself, next to libvirtd."""
+        if not self.local:
+            raise UnsupportedError(
+                f"Container/{manifest.name}: recon makes a container's root filesystem on the "
+                "host itself, and this lxc host is remote",
+                "run recon on the host (lxc:///system)",
+            )
+        return Path(self._template_volume(manifest.spec.template, "tar").path)
+
+    def _make_root(self, vol: libvirt.virStorageVol, archive: Path) -> None:
+        """An ext4 filesystem holding the template, in the new raw root volume (LXC mounts it
+        through a loop device). A root that could not be made is deleted again, so that the
+        next run makes it rather than starting a container on an empty disk."""
+        try:
+            lh.make_root_filesystem(Path(vol.path()), archive)
+        except lh.HostCommandError as exc:
+            with suppress(libvirt.libvirtError):
+                vol.delete(0)
+            raise ProviderError(f"making the container's root filesystem failed: {exc}") from None
 
     def _delete_guest(
         self,
@@ -557,18 +728,22 @@ class LibvirtProvider:
             notes += self._live_changes(dom, change, manifest)
         dom.setAutostart(1 if manifest.spec.autostart else 0)
         want_running = manifest.spec.state == "Running"
+        started = False
         if was_running and change.disruption is Disruption.RESTART and want_running:
-            self._shutdown(dom, context)
+            notes += self._shutdown(dom, context)
             dom.create()
             notes.append("restarted")
+            started = True
         elif want_running and not dom.isActive():
             dom.create()
             notes.append("started")
+            started = True
         elif not want_running and dom.isActive():
-            self._shutdown(dom, context)
+            notes += self._shutdown(dom, context)
             notes.append("stopped")
         if dom.isActive():
-            notes += self._guest_settings(dom, resource, change)
+            notes += self._hold_guarantee(dom, manifest)
+            notes += self._guest_settings(dom, resource, change, started)
         verb = {Action.CREATE: "defined", Action.REPLACE: "replaced"}.get(change.action, "updated")
         return ", ".join([verb, *notes])
 
@@ -580,18 +755,26 @@ class LibvirtProvider:
             if f.disruption is not Disruption.LIVE:
                 continue
             if f.path == "memory":
-                kib = manifest.spec.memory // 1024
-                dom.setMemoryFlags(kib, LIVE)
+                want = manifest.spec.memory
+                have = lx.parse_domain(dom.XMLDesc(0)).memory_bytes
+                if want > have and family(self.driver) == "qemu":
+                    self._hotplug_memory(dom, want - have)
+                    how = "by DIMM hotplug"
+                else:
+                    dom.setMemoryFlags(want // 1024, LIVE)
+                    how = "by balloon" if want < have else ""
                 got = lx.parse_domain(dom.XMLDesc(0)).memory_bytes
-                if got != manifest.spec.memory:
+                if got != want:
                     raise ProviderError(
                         f"memory: the host reports {format_quantity(got)} "
-                        f"after asking for {format_quantity(manifest.spec.memory)}"
+                        f"after asking for {format_quantity(want)}",
+                        "a balloon needs the guest's virtio_balloon driver; "
+                        "or restart the guest to change its memory",
                     )
-                notes.append(f"memory {f.before} -> {f.after} live")
+                notes.append(f"memory {f.before} -> {f.after} live {how}".rstrip())
             elif f.path == "cpus":
                 dom.setVcpusFlags(manifest.spec.cpus, LIVE)
-                got_cpus = lx.parse_domain(dom.XMLDesc(0)).fields.get("cpus")
+                got_cpus = dom.vcpusFlags(LIVE)
                 if got_cpus != manifest.spec.cpus:
                     raise ProviderError(
                         f"cpus: the host reports {got_cpus} after asking for {manifest.spec.cpus}"
@@ -599,8 +782,66 @@ class LibvirtProvider:
                 notes.append(f"cpus {f.before} -> {f.after} live")
         return notes
 
+    def _hotplug_memory(self, dom: libvirt.virDomain, nbytes: int) -> None:
+        """Grow a running QEMU guest by one DIMM in NUMA cell 0. Live only: the persistent
+        definition already carries the new size as boot memory (the define before this), so a
+        DIMM there too would count the growth twice at the next start."""
+        if nbytes % _DIMM_ALIGN:
+            raise ProviderError(
+                f"memory: QEMU adds memory in steps of {format_quantity(_DIMM_ALIGN)}; "
+                f"{format_quantity(nbytes)} more is not one",
+                "grow memory by a multiple of 2Mi, or restart the guest to resize it",
+            )
+        try:
+            dom.attachDeviceFlags(lx.build_dimm(nbytes), LIVE)
+        except libvirt.libvirtError as exc:
+            raise ProviderError(
+                f"memory: the host refused a {format_quantity(nbytes)} DIMM: "
+                f"{exc.get_error_message()}",
+                "a restart applies the new memory (all 4 DIMM slots may be in use)",
+            ) from None
+
+    def _hold_guarantee(
+        self, dom: libvirt.virDomain, manifest: VirtualMachine | Container
+    ) -> list[str]:
+        """Write the guarantee into the running guest's memory cgroup (QEMU refuses
+        <min_guarantee>); where recon cannot, say that only admission holds it."""
+        if self.driver == "test":
+            return []  # <min_guarantee> in the XML holds it there
+        pct = manifest.spec.memory_guarantee or 0
+        if not self._can_hold():
+            return [f"memoryGuarantee {pct}%: {lh.ADMISSION_ONLY} on this host"] if pct else []
+        memory = lx.parse_domain(dom.XMLDesc(0)).memory_bytes
+        want = memory * pct // 100
+        cgroup = self._memory_cgroup(dom.name())
+        if cgroup is None:
+            if not pct:
+                return []
+            return [f"memoryGuarantee {pct}%: {lh.ADMISSION_ONLY} (no memory cgroup found)"]
+        try:
+            if cgroup.read() == want:
+                return []
+            cgroup.write(want)
+            held = cgroup.read()
+        except PermissionError:
+            return [
+                f"memoryGuarantee {pct}%: {lh.ADMISSION_ONLY} (no write access to {cgroup.path})"
+            ]
+        except OSError as exc:
+            raise ProviderError(
+                f"memoryGuarantee: cannot write {cgroup.path}: {exc.strerror}"
+            ) from None
+        # The kernel keeps soft limits in whole pages.
+        if abs(held - want) >= 4096:
+            raise ProviderError(
+                f"memoryGuarantee: {cgroup.path} holds {held} bytes after writing {want}"
+            )
+        if not pct:
+            return [f"memory guarantee removed ({cgroup.how})"]
+        return [f"{format_quantity(want)} guaranteed ({cgroup.how})"]
+
     def _guest_settings(
-        self, dom: libvirt.virDomain, resource: Resource, change: Change
+        self, dom: libvirt.virDomain, resource: Resource, change: Change, started: bool
     ) -> list[str]:
         """Guest passwords through the guest agent, when they are new or changed."""
         manifest = resource.manifest
@@ -619,34 +860,112 @@ class LibvirtProvider:
                 notes.append(f"password of {user.name} not set: this host has no guest agent")
                 continue
             value = resolve_secret(user.password, Path(resource.file).parent)
-            try:
-                dom.setUserPassword(user.name, value, 0)
-            except libvirt.libvirtError as exc:
-                # The message can never contain the value: libvirt does not echo it.
-                raise ProviderError(
-                    f"setting the password of {user.name} failed: {exc.get_error_message()}"
-                ) from None
+            # A guest that was just started needs time to boot far enough to run its agent.
+            deadline = time.monotonic() + (_AGENT_WAIT if started and self.driver != "test" else 0)
+            while True:
+                try:
+                    dom.setUserPassword(user.name, value, 0)
+                    break
+                except libvirt.libvirtError as exc:
+                    waiting = exc.get_error_code() == libvirt.VIR_ERR_AGENT_UNRESPONSIVE
+                    if waiting and time.monotonic() < deadline:
+                        time.sleep(1.0)
+                        continue
+                    # Not set: the stamp must not say it was, or no later run would retry.
+                    self._forget_applied(dom, "guest.users")
+                    # The message can never contain the value: libvirt does not echo it.
+                    raise ProviderError(
+                        f"setting the password of {user.name} failed: {exc.get_error_message()}",
+                        "the guest must run qemu-guest-agent; the next apply tries again",
+                    ) from None
             notes.append(f"password of {user.name} set")
         return notes
 
-    def _shutdown(self, dom: libvirt.virDomain, context: ApplyContext) -> None:
+    def _forget_applied(self, dom: libvirt.virDomain, prefix: str) -> None:
+        """Drop fields from the stamp's applied record (what did not reach the guest)."""
+        parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        if parsed.stamp is None or parsed.kind is None:
+            return
+        applied = {k: v for k, v in parsed.stamp.applied.items() if not k.startswith(prefix)}
+        stamp = Stamp(
+            file=parsed.stamp.file,
+            spec_hash=spec_hash(applied),
+            applied=applied,
+            revision=parsed.stamp.revision,
+            set_name=parsed.stamp.set_name,
+        )
+        flags = CONFIG | (LIVE if dom.isActive() else 0)
+        dom.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+            lx.stamp_metadata_xml(stamp, parsed.kind),
+            "recon",
+            lx.NS,
+            flags,
+        )
+
+    def _shutdown(self, dom: libvirt.virDomain, context: ApplyContext) -> list[str]:
         """Clean shutdown first; forced off after the timeout, and said so."""
         with suppress(libvirt.libvirtError):
             dom.shutdown()
         deadline = time.monotonic() + context.shutdown_timeout
         while dom.isActive() and time.monotonic() < deadline:
             time.sleep(0.2)
-        if dom.isActive():
-            context.progress(
-                f"{dom.name()}: no clean shutdown after "
-                f"{context.shutdown_timeout:.0f}s; forcing it off"
-            )
-            dom.destroy()
+        if not dom.isActive():
+            return []
+        message = f"no clean shutdown after {context.shutdown_timeout:g}s; forced off"
+        context.progress(f"{dom.name()}: {message}")
+        dom.destroy()
+        return [message]
+
+    # host policy
 
     def _apply_host_policy(
         self, change: Change, resource: Resource | None, context: ApplyContext
     ) -> str:
-        raise UnsupportedError("KSM settings are not supported by this host")
+        """KSM: the scanner's tuning through libvirt's node memory parameters, on/off through
+        /sys/kernel/mm/ksm/run (local host only). Read back before it is reported done."""
+        assert resource is not None and isinstance(resource.manifest, HostPolicy)
+        if not self._caps.get("ksm"):
+            raise UnsupportedError("KSM settings are not supported by this host")
+        params: dict[str, int] = {}
+        enabled: bool | None = None
+        for f in change.fields:
+            if f.path == "ksm.enabled":
+                enabled = bool(f.after)
+            elif f.path in _KSM_PARAMS:
+                params[_KSM_PARAMS[f.path]] = int(f.after)
+        if enabled is not None and not self.local:
+            raise UnsupportedError(
+                "ksm.enabled: /sys/kernel/mm/ksm/run is reachable only on the host itself",
+                "run recon on the host (qemu:///system), or drop ksm.enabled from the manifest",
+            )
+        if params:
+            self.conn.setMemoryParameters(params, 0)
+        if enabled is not None:
+            try:
+                lh.set_ksm_enabled(enabled)
+            except OSError as exc:
+                raise ProviderError(
+                    f"ksm.enabled: cannot write {lh.KSM_RUN}: {exc.strerror}"
+                ) from None
+        seen = self._observe_host().fields
+        wrong = [f.path for f in change.fields if seen.get(f.path) != f.after]
+        if wrong:
+            raise ProviderError(
+                "KSM: the host reports "
+                + ", ".join(f"{p} = {seen.get(p)}" for p in wrong)
+                + " after the change"
+            )
+        return "KSM " + ", ".join(
+            f"{f.path.removeprefix('ksm.')} {f.before} -> {f.after}" for f in change.fields
+        )
+
+
+_KSM_PARAMS = {
+    "ksm.pagesToScan": "shm_pages_to_scan",
+    "ksm.sleepMillisecs": "shm_sleep_millisecs",
+    "ksm.mergeAcrossNodes": "shm_merge_across_nodes",
+}
 
 
 def _verify_sha256(path: Path, expected: str) -> int:

@@ -49,6 +49,7 @@ DISK_FORMATS = frozenset({"qcow2", "raw"})
 TEMPLATE_FORMATS = frozenset({"qcow2", "tar"})
 # Memory hotplug needs DIMM slots; four covers growing to maxMemory in a few steps.
 HOTPLUG_SLOTS = 4
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
 _BOOT_DEV = {"disk": "hd", "network": "network", "cdrom": "cdrom"}
 _BOOT_ORDER = {dev: name for name, dev in _BOOT_DEV.items()}
@@ -284,6 +285,17 @@ def stamp_from_element(elem: Element) -> tuple[str, Stamp] | None:
     return _stamp_from_dict(data)
 
 
+def stamp_metadata_xml(stamp: Stamp, kind: str) -> str:
+    """The stamp as virDomainSetMetadata takes it: bare element names, which libvirt puts in
+    the namespace it is given (a prefixed element makes it fail)."""
+    root = Element("resource")
+    data = _stamp_dict(stamp, kind)
+    for key in _STAMP_KEYS:
+        if key in data:
+            _sub(root, key, _json(data[key]) if key == "applied" else data[key])
+    return ET.tostring(root, encoding="unicode")
+
+
 def stamp_to_json(stamp: Stamp, kind: str) -> str:
     return _json(_stamp_dict(stamp, kind))
 
@@ -414,6 +426,12 @@ def _build_vm(
             _sub(elem, "mac", address=iface.mac)
         _sub(elem, "source", network=iface.network)
         _sub(elem, "model", type=iface.model)
+    if driver in _QEMU_DRIVERS:
+        # Passwords reach the guest through the QEMU guest agent, which talks over this
+        # channel (libvirt picks the socket path). Always there, so that a password added to
+        # a running guest later needs no restart to get it.
+        channel = _sub(devices, "channel", type="unix")
+        _sub(channel, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
 
 
 def _build_container(
@@ -439,6 +457,9 @@ def _build_container(
     _sub(fs, "driver", type="loop", format="raw")
     _sub(fs, "source", file=vol.path)
     _sub(fs, "target", dir="/")
+    if driver == "lxc":
+        # libvirt's LXC driver refuses to start a container without one.
+        _sub(devices, "console", type="pty")
     for iface in s.interfaces:
         elem = _sub(devices, "interface", type="network")
         if iface.mac is not None:
@@ -806,4 +827,35 @@ def parse_volume(xml_text: str) -> ParsedVolume:
         capacity=_amount(root.find("capacity"), 1) or 0,
         format=target_format.get("type") if target_format is not None else None,
         backing_path=_text_of(root, "backingStore/path") or None,
+    )
+
+
+# --- hotplug and host capabilities ------------------------------------------------------------
+
+
+def build_dimm(nbytes: int, node: int = 0) -> str:
+    """A DIMM for memory hotplug: nbytes more RAM in guest NUMA cell `node`."""
+    root = Element("memory", model="dimm")
+    target = _sub(root, "target")
+    _sub(target, "size", _kib(nbytes, "DIMM size"), unit="KiB")
+    _sub(target, "node", node)
+    return _to_string(root)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainCapabilities:
+    """What libvirt's domain capabilities say for one virttype on this host."""
+
+    virttype: str
+    # Some EFI firmware is installed: a firmware descriptor, or a loader image path.
+    efi: bool
+
+
+def parse_domain_capabilities(xml_text: str) -> DomainCapabilities:
+    root = _parse(xml_text, "domainCapabilities")
+    firmware = {v.text for v in root.iterfind("os/enum[@name='firmware']/value")}
+    loaders = [v.text for v in root.iterfind("os/loader/value") if v.text]
+    return DomainCapabilities(
+        virttype=_text_of(root, "domain") or "",
+        efi="efi" in firmware or bool(loaders),
     )

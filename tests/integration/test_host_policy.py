@@ -1,0 +1,56 @@
+"""HostPolicy KSM on a real QEMU host: libvirt's node memory parameters for the scanner, and
+/sys/kernel/mm/ksm/run for on/off. The host's values are put back afterwards."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import output
+from tests.integration.conftest import Host, Scene
+
+KSM_RUN = Path("/sys/kernel/mm/ksm/run")
+
+
+@pytest.fixture
+def ksm(host: Host) -> Iterator[dict[str, Any]]:
+    """The host's KSM settings now; restored when the test ends, whatever it did."""
+    try:
+        params = host.conn.getMemoryParameters(0)
+    except Exception as exc:  # libvirtError; a host without KSM is a skip, not a failure
+        pytest.skip(f"this host has no KSM parameters: {exc}")
+    if "shm_pages_to_scan" not in params or not KSM_RUN.exists():
+        pytest.skip("this host has no KSM")
+    run = KSM_RUN.read_text().strip()
+    original = {k: params[k] for k in ("shm_pages_to_scan", "shm_sleep_millisecs") if k in params}
+    yield {"run": run, **original}
+    host.conn.setMemoryParameters(original, 0)
+    if os.geteuid() == 0 and KSM_RUN.read_text().strip() != run:
+        KSM_RUN.write_text(run + "\n")
+
+
+def test_ksm_pages_to_scan_is_applied_and_read_back(
+    host: Host, scene: Scene, ksm: dict[str, Any]
+) -> None:
+    before = int(ksm["shm_pages_to_scan"])
+    wanted = before + 17 if before < 90000 else before - 17
+    enabled = ksm["run"] == "1"
+    scene.put(
+        "HostPolicy",
+        "policy",
+        {"ksm": {"enabled": enabled, "pagesToScan": wanted, "sleepMillisecs": 30}},
+    )
+    plan = scene.diff()
+    assert plan.returncode == 1, output(plan)
+    assert f"ksm.pagesToScan: {before} -> {wanted}  (live)" in plan.stdout
+    result = scene.apply()
+    assert f"pagesToScan {before} -> {wanted}" in result.stderr
+    params = host.conn.getMemoryParameters(0)
+    assert params["shm_pages_to_scan"] == wanted
+    assert params["shm_sleep_millisecs"] == 30
+    assert (KSM_RUN.read_text().strip() == "1") is enabled
+    scene.converged()
