@@ -11,7 +11,19 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from reconciler.model.errors import ReconError, TemporaryError
@@ -41,6 +53,19 @@ class Debouncer:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
+
+
+_CHANGES = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
 
 
 class _Handler(FileSystemEventHandler):
@@ -74,7 +99,12 @@ class FileWatcher:
             if target not in watched:
                 watched.add(target)
                 self.observer.schedule(
-                    _Handler(self._wanted, self.debouncer.poke), target, recursive=recursive
+                    _Handler(self._wanted, self.debouncer.poke),
+                    target,
+                    recursive=recursive,
+                    # recon's own reads of the manifests would otherwise come back as
+                    # opened/closed events, thousands per pass on a large set.
+                    event_filter=_CHANGES,
                 )
         self._dirs = {str(Path(p).resolve()) for p in paths if Path(p).is_dir()}
 

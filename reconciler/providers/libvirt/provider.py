@@ -428,7 +428,10 @@ class LibvirtProvider:
             raise ProviderError(f"{change.ref}: {exc}") from None
         finally:
             if self.embedded is not None:
-                self.embedded.changed(self.conn)
+                # Only a guest's own change redefines a domain; pools, networks and
+                # templates leave every domain as it was.
+                guest = change.ref.kind in ("VirtualMachine", "Container")
+                self.embedded.changed(self.conn, [change.ref.name] if guest else [])
 
     def _check_owned(self, ref: ResourceRef, stamp: Stamp | None, context: ApplyContext) -> None:
         obs = context.observation.objects.get(ref)
