@@ -706,22 +706,12 @@ def markdown(res: dict[str, Any], tree: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def source_tree() -> str:
+def _run_module() -> Any:
+    """bench/run.py, imported on demand: the shared source-tree and docs helpers."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import run  # bench/run.py
+    import run
 
-    return run.source_tree()
-
-
-def write_block(path: Path, name: str, body: str, heading: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"<!-- bench:{name}:begin -->\n{body.rstrip()}\n<!-- bench:{name}:end -->"
-    pattern = re.compile(rf"<!-- bench:{name}:begin -->.*?<!-- bench:{name}:end -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: block, text)
-    else:
-        text = text.rstrip("\n") + f"\n\n## {heading}\n\n{block}\n"
-    path.write_text(text, encoding="utf-8")
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -781,12 +771,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
-    text = markdown(res, source_tree())
+    text = markdown(res, _run_module().source_tree())
     print(text)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
     if args.write:
-        write_block(args.docs, "peer", text, "recon and Ansible on a real host")
+        _run_module().write_block(args.docs, "peer", text, "recon and Ansible on a real host")
         log(f"wrote {args.docs}")
     return 0
 

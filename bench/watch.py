@@ -960,18 +960,6 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_block(path: Path, name: str, body: str, heading: str) -> None:
-    """Replace <!-- bench:NAME:begin/end --> in path; add a section with it when missing."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"<!-- bench:{name}:begin -->\n{body.rstrip()}\n<!-- bench:{name}:end -->"
-    pattern = re.compile(rf"<!-- bench:{name}:begin -->.*?<!-- bench:{name}:end -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: block, text)
-    else:
-        text = text.rstrip("\n") + f"\n\n## {heading}\n\n{block}\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--size", type=int, default=1000, help="resources (default 1000)")
@@ -1026,7 +1014,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
     if args.write:
-        write_block(args.docs, "watch", text, "Watch latency")
+        run.write_block(args.docs, "watch", text, "Watch latency")
         log(f"wrote {args.docs}")
     return 0
 

@@ -38,7 +38,10 @@ from reconciler.model.kinds import (
 )
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
-from reconciler.model.schema import kind_schema
+from reconciler.model.schema import kind_schema as _build_schema
+
+# Generated once per kind: the validator and the "did you mean" lookups share it.
+_kind_schema = cache(_build_schema)
 
 MIN_MEMORY = 16 * 1024 * 1024
 
@@ -129,14 +132,14 @@ def _validator(kind: str) -> Validator:
     # Imported here: only `recon validate` checks schemas, and the import costs every command.
     import jsonschema
 
-    schema = kind_schema(kind)
+    schema = _kind_schema(kind)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
 
 
 def _allowed_keys(kind: str, path: FieldPath) -> list[str]:
     """Property names the schema allows for the mapping at path (for 'did you mean')."""
-    schema = kind_schema(kind)
+    schema = _kind_schema(kind)
     defs = schema.get("$defs", {})
     node: Any = schema
 

@@ -6,6 +6,8 @@ reports what the host cannot do as UnsupportedError, never pretends.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -66,14 +68,10 @@ class HostFacts:
 class Observation:
     host: HostFacts
     objects: dict[ResourceRef, Observed]
-    # Guests on the host that are not expressible as a ref of ours still hold memory.
+    # False when part of the host could not be read: the planner then refuses to prune.
     complete: bool = True
-    warnings: list[str] = field(default_factory=list)
 
     def fingerprint(self) -> str:
-        import hashlib
-        import json
-
         h = hashlib.sha256()
         for ref in sorted(self.objects):
             obs = self.objects[ref]

@@ -604,7 +604,7 @@ class LibvirtProvider:
 
     # guests
 
-    def _guest_volumes(self, resource: Resource) -> dict[str, lx.DiskVolume]:
+    def _guest_volumes(self, resource: Resource, context: ApplyContext) -> dict[str, lx.DiskVolume]:
         """Create what is missing: each disk's volume (with its template as backing file)."""
         manifest = resource.manifest
         out: dict[str, lx.DiskVolume] = {}
@@ -619,10 +619,10 @@ class LibvirtProvider:
             vol_name = lx.volume_name(resource.ref.name, disk_name, fmt)
             vol = _lookup(pool.storageVolLookupByName, vol_name)
             if vol is None:
-                backing = self._template_volume(template) if template else None
+                backing = self._template_volume(template, context) if template else None
                 root_from = None
                 if isinstance(manifest, Container) and self.driver == "lxc":
-                    root_from = self._container_template(manifest)
+                    root_from = self._container_template(manifest, context)
                 vol = pool.createXML(
                     lx.build_volume(vol_name, capacity=size, fmt=fmt, backing=backing), 0
                 )
@@ -635,16 +635,21 @@ class LibvirtProvider:
             out[disk_name] = lx.DiskVolume(pool_name, vol_name, vol.path(), fmt)
         return out
 
-    def _template_volume(self, template: str, fmt: str = "qcow2") -> lx.DiskVolume:
-        for pool in self.conn.listAllStoragePools(0):
-            parsed = lx.parse_pool(self._pool_xml(pool))
-            if template in parsed.templates:
-                vol_name = lx.template_volume_name(template, fmt)
-                vol = pool.storageVolLookupByName(vol_name)
-                return lx.DiskVolume(parsed.name, vol_name, vol.path(), fmt)
+    def _template_volume(
+        self, template: str, context: ApplyContext, fmt: str = "qcow2"
+    ) -> lx.DiskVolume:
+        """The template's image volume: its manifest names the pool, so one lookup finds it
+        (rather than reading every pool's stamp for every disk)."""
+        res = context.resources.get(ResourceRef("Template", template))
+        vol_name = lx.template_volume_name(template, fmt)
+        if res is not None and isinstance(res.manifest, Template):
+            pool = _lookup(self.conn.storagePoolLookupByName, res.manifest.spec.pool)
+            vol = _lookup(pool.storageVolLookupByName, vol_name) if pool is not None else None
+            if vol is not None:
+                return lx.DiskVolume(res.manifest.spec.pool, vol_name, vol.path(), fmt)
         raise ProviderError(f"Template/{template} has no image on the host")
 
-    def _container_template(self, manifest: Container) -> Path:
+    def _container_template(self, manifest: Container, context: ApplyContext) -> Path:
         """The template archive a new container root is made from: on this host's disk,
         since recon makes the root filesystem itself, next to libvirtd."""
         if not self.local:
@@ -653,7 +658,7 @@ class LibvirtProvider:
                 "host itself, and this lxc host is remote",
                 "run recon on the host (lxc:///system)",
             )
-        return Path(self._template_volume(manifest.spec.template, "tar").path)
+        return Path(self._template_volume(manifest.spec.template, context, "tar").path)
 
     def _make_root(self, vol: libvirt.virStorageVol, archive: Path) -> None:
         """An ext4 filesystem holding the template, in the new raw root volume (LXC mounts it
@@ -720,7 +725,7 @@ class LibvirtProvider:
                 self._delete_guest(dom, change.ref.name, False, rebuilt)
                 dom, existing_uuid = None, None
         uuid = manifest.spec.uuid or existing_uuid or str(uuidlib.uuid4())
-        volumes = self._guest_volumes(resource)
+        volumes = self._guest_volumes(resource, context)
         stamp = make_stamp(resource, context)
         was_running = dom is not None and bool(dom.isActive())
         dom = self.conn.defineXML(
