@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -41,22 +41,48 @@ def _host_uri(ctx: click.Context) -> str:
     return uri or EmbeddedHost(ctx.obj["home"] / "host.xml").uri
 
 
-def _session_factory(ctx: click.Context) -> Callable[[], Any]:
-    home: Path = ctx.obj["home"]
-    uri: str | None = ctx.obj["uri"]
+class KeptHost:
+    """The host a loop reconciles, opened once and kept open across passes while it stays
+    current: reopening the embedded host means the test driver parsing the whole node file
+    again (most of a pass at a thousand guests). Another process that writes the host
+    between two passes (`recon apply`, an operator's tool) makes it stale, and the next
+    pass opens it again. Every pass holds the host lock from its first read to its last
+    write, like `apply`, so other recon commands run between passes and see a consistent
+    host."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        self.home: Path = ctx.obj["home"]
+        self.uri: str | None = ctx.obj["uri"]
+        self.lock_uri = _host_uri(ctx)
+        self.provider: Provider | None = None
+
+    def open(self) -> Provider:
+        """The kept provider, opened if there is none. Reading needs no lock (the node file
+        is replaced whole); whether what was read is still the host is checked under it."""
+        if self.provider is None:
+            self.provider = open_provider("libvirt", self.uri, self.home, reuse=True)
+        return self.provider
 
     @contextmanager
-    def session() -> Iterator[Provider]:
-        # Locked before the host is opened and until it is closed, like `apply`: other recon
-        # commands can run between two passes and see a consistent host.
-        with HostLock(home, _host_uri(ctx)):
-            provider = open_provider("libvirt", uri, home)
+    def session(self) -> Iterator[Provider]:
+        with HostLock(self.home, self.lock_uri):
+            if self.provider is not None and not self.provider.current():
+                self.close()
+            provider = self.open()
             try:
                 yield provider
-            finally:
-                provider.close()
+                provider.flush()
+            except BaseException:
+                # A pass that failed may have lost its connection, or left a change half
+                # seen: the next pass starts from a fresh look at the host.
+                self.close()
+                raise
 
-    return session
+    def close(self) -> None:
+        provider, self.provider = self.provider, None
+        if provider is not None:
+            with suppress(ReconError, OSError):
+                provider.close()
 
 
 def loop_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -137,7 +163,8 @@ def _run(
                 "cannot serve metrics", extra={"address": kw["metrics_addr"], "error": str(exc)}
             )
             raise SystemExit(2) from None
-    controller = Controller(_session_factory(ctx), status, path, options, log, metrics)
+    host = KeptHost(ctx)
+    controller = Controller(host.session, status, path, options, log, metrics)
     queue = WorkQueue()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -153,16 +180,12 @@ def _run(
     stops: list[Callable[[], None]] = [extra(queue, controller.stopping)]
     if not kw["no_host_events"]:
         try:
-            provider = open_provider("libvirt", ctx.obj["uri"], ctx.obj["home"])
-            try:
 
-                def on_event(why: str) -> None:
-                    log.info("host event", extra={"why": why})
-                    queue.add(SET_KEY, 0.2)
+            def on_event(why: str) -> None:
+                log.info("host event", extra={"why": why})
+                queue.add(SET_KEY, 0.2)
 
-                stops.append(provider.subscribe(on_event))
-            finally:
-                provider.close()
+            stops.append(host.open().subscribe(on_event))
         except (ReconError, OSError) as exc:
             log.warning("no host events; relying on resync", extra={"error": str(exc)})
     log.info("started", extra={"source": source, "host": uri})
@@ -171,6 +194,7 @@ def _run(
     finally:
         for fn in stops:
             fn()
+        host.close()
         log.info("stopped")
 
 

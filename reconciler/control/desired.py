@@ -5,13 +5,13 @@ because a file is empty or does not parse."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.load.sources import expand_paths, read_sources
-from reconciler.load.validate import validate_documents
-from reconciler.load.yamlsafe import RawDocument
+from reconciler.load.validate import ValidationResult, join_results, validate_documents
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.resource import Resource
 
@@ -28,50 +28,73 @@ class Desired:
 
 
 class FileSet:
-    """The manifests under some paths, file by file, each with its last good documents."""
+    """The manifests under some paths, file by file, each with its last good documents.
+
+    A pass reads again only the files whose stat changed (size, times, inode: editors and
+    `git checkout` replace files or rewrite them, and both show), and validates again only
+    the files whose content changed; the checks across files run on the whole set every
+    time."""
 
     def __init__(self, paths: Sequence[str]) -> None:
         self.paths = list(paths)
-        self._good: dict[str, tuple[str, list[RawDocument]]] = {}
+        # path -> (stat of the file when read, sha256 of its content)
+        self._seen: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        # path -> (sha256, its validated documents): the last good version of each file
+        self._good: dict[str, tuple[str, ValidationResult]] = {}
+
+    def _digest(self, path: str) -> str:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return hashlib.sha256(b"").hexdigest()
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        seen = self._seen.get(path)
+        if seen is not None and seen[0] == signature:
+            return seen[1]
+        try:
+            content = Path(path).read_bytes()
+        except OSError:
+            content = b""
+        key = hashlib.sha256(content).hexdigest()
+        self._seen[path] = (signature, key)
+        return key
 
     def load(self) -> Desired:
         files, diagnostics = expand_paths(self.paths)
         # A directory that is empty right now is a desired set of nothing only if it stays
         # so; the loop's prune guard (--allow-empty) decides, not this reader.
         diagnostics = [d for d in diagnostics if "no manifest files" not in d.message]
-        docs: list[RawDocument] = []
+        parts: list[ValidationResult] = []
         kept: list[str] = []
         complete = True
         digest = hashlib.sha256()
         for path in files:
-            try:
-                content = Path(path).read_bytes()
-            except OSError:
-                content = b""
-            key = hashlib.sha256(content).hexdigest()
+            key = self._digest(path)
             cached = self._good.get(path)
             if cached is not None and cached[0] == key:
-                docs += cached[1]
+                parts.append(cached[1])
                 digest.update(key.encode())
                 continue
             file_docs, file_diags = read_sources([path])
-            if not file_diags:
-                file_diags = validate_documents(file_docs, cross_checks=False).diagnostics
+            checked = validate_documents(file_docs, cross_checks=False)
+            file_diags = file_diags or checked.diagnostics
             if file_diags:
                 diagnostics += file_diags
                 if cached is not None:
-                    docs += cached[1]
+                    parts.append(cached[1])
                     kept.append(path)
                     digest.update(cached[0].encode())
                 else:
                     complete = False
                 continue
-            self._good[path] = (key, file_docs)
-            docs += file_docs
+            self._good[path] = (key, checked)
+            parts.append(checked)
             digest.update(key.encode())
         for gone in set(self._good) - set(files):
             del self._good[gone]
-        result = validate_documents(docs)
+        for gone in set(self._seen) - set(files):
+            del self._seen[gone]
+        result = join_results(parts)
         if result.diagnostics:
             return Desired(None, diagnostics + result.diagnostics, kept, digest.hexdigest(), False)
         return Desired(result.resources, diagnostics, kept, digest.hexdigest(), complete)

@@ -304,10 +304,27 @@ class ValidationResult:
     resources: list[Resource] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # Where each resource was written, for the diagnostics of checks across documents.
+    contexts: dict[ResourceRef, _Context] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.diagnostics
+
+    def _add(self, resource: Resource, ctx: _Context) -> Diagnostic | None:
+        """Adds a resource to the set, or says where the same Kind/name was defined first."""
+        previous = self.contexts.get(resource.ref)
+        if previous is None:
+            self.contexts[resource.ref] = ctx
+            self.resources.append(resource)
+            return None
+        first = previous.doc.mark
+        return ctx.diag(
+            ("metadata", "name"),
+            f"duplicate {resource.ref}: first defined at "
+            f"{previous.doc.file}:{first.line}:{first.column}",
+            "each Kind/name must be defined once across all files",
+        )
 
 
 def validate_documents(
@@ -319,7 +336,6 @@ def validate_documents(
     come from the same types), and the schema check catches a drift between the two.
     """
     result = ValidationResult()
-    contexts: dict[ResourceRef, _Context] = {}
     for doc in docs:
         ctx, diags = _envelope(doc)
         if not diags:
@@ -329,27 +345,31 @@ def validate_documents(
             except ValidationError as exc:
                 diags = _pydantic_diagnostics(ctx, exc)
             else:
-                resource = Resource(manifest, doc.file, doc.mark.line)
-                previous = contexts.get(resource.ref)
-                if previous is not None:
-                    first = previous.doc.mark
-                    diags.append(
-                        ctx.diag(
-                            ("metadata", "name"),
-                            f"duplicate {resource.ref}: first defined at "
-                            f"{previous.doc.file}:{first.line}:{first.column}",
-                            "each Kind/name must be defined once across all files",
-                        )
-                    )
-                else:
-                    contexts[resource.ref] = ctx
-                    result.resources.append(resource)
+                duplicate = result._add(Resource(manifest, doc.file, doc.mark.line), ctx)
+                if duplicate is not None:
+                    diags.append(duplicate)
             if with_schema:
                 seen = {(d.field, d.line) for d in diags}
                 diags += [d for d in _schema_diagnostics(ctx) if (d.field, d.line) not in seen]
         result.diagnostics += diags
     if cross_checks:
-        result.diagnostics += cross_check(result.resources, contexts)
+        result.diagnostics += cross_check(result.resources, result.contexts)
+    result.diagnostics.sort(key=Diagnostic.sort_key)
+    return result
+
+
+def join_results(parts: Sequence[ValidationResult]) -> ValidationResult:
+    """Files validated one by one (cross_checks=False) as one set: what only the whole set
+    can say (a Kind/name defined twice, references, uniqueness, one HostPolicy), without
+    validating any document again. A control loop keeps each unchanged file's result."""
+    result = ValidationResult()
+    for part in parts:
+        result.diagnostics += part.diagnostics
+        for resource in part.resources:
+            duplicate = result._add(resource, part.contexts[resource.ref])
+            if duplicate is not None:
+                result.diagnostics.append(duplicate)
+    result.diagnostics += cross_check(result.resources, result.contexts)
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
 

@@ -115,6 +115,15 @@ class Provider(Protocol):
 
     def subscribe(self, notify: Callable[[str], None]) -> Callable[[], None]: ...
 
+    def current(self) -> bool:
+        """Whether this open provider still sees the host as it is: a long-running loop
+        reuses it across passes while this is true, and opens a new one when not."""
+        ...
+
+    def flush(self) -> None:
+        """Make every change so far durable (the end of a loop's pass)."""
+        ...
+
     def close(self) -> None: ...
 
 

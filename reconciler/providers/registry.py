@@ -16,7 +16,8 @@ def available() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=GROUP))
 
 
-def open_provider(name: str, uri: str | None, home: Path) -> Provider:
+def open_provider(name: str, uri: str | None, home: Path, *, reuse: bool = False) -> Provider:
+    """`reuse`: the provider will serve many passes of a control loop (see Provider.current)."""
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not matches:
         raise ReconError(
@@ -24,5 +25,5 @@ def open_provider(name: str, uri: str | None, home: Path) -> Provider:
             f"installed providers: {', '.join(available()) or 'none'}",
         )
     factory: Any = matches[0].load()
-    provider: Provider = factory(uri=uri, home=home)
+    provider: Provider = factory(uri=uri, home=home, reuse=reuse)
     return provider

@@ -66,6 +66,9 @@ class EmbeddedHost:
         self._cache: dict[str, tuple[int, str]] = {}
         self._stale: set[str] = set()
         self._stale_all = True
+        # The node file as this process last read or wrote it: another process that
+        # replaces it (another recon command, an operator's tool) changes this.
+        self._signature: tuple[int, int, int, int] | None = None
 
     @property
     def uri(self) -> str:
@@ -77,9 +80,24 @@ class EmbeddedHost:
             memory = int(os.environ.get("RECON_EMBEDDED_MEMORY_KIB", DEFAULT_MEMORY_KIB))
             cpus = int(os.environ.get("RECON_EMBEDDED_CPUS", DEFAULT_CPUS))
             self._write(_empty_node(memory, cpus))
+        # Taken before the driver reads the file: a write in between makes current() false.
+        self._signature = self._stat()
         conn = libvirt.open(self.uri)
         self._restore_autostart(conn)
         return conn
+
+    def _stat(self) -> tuple[int, int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def current(self) -> bool:
+        """Whether the node file is still the one this process opened or last saved: a
+        connection kept open across passes is only the host while nobody else wrote it.
+        Every writer replaces the file (a new inode, new times), so a stat tells."""
+        return self._signature is not None and self._stat() == self._signature
 
     def _restore_autostart(self, conn: libvirt.virConnect) -> None:
         state = self._read_embedded()
@@ -123,9 +141,10 @@ class EmbeddedHost:
             self.save(conn)
 
     def _domain_text(self, dom: libvirt.virDomain, run: int) -> str:
-        elem = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        ET.SubElement(elem, f"{{{TEST_NS}}}runstate").text = str(run)
-        return ET.tostring(elem, encoding="unicode")
+        # libvirt's own XML as it is (no declaration, one root element), with the run state
+        # the node file format adds; the namespace is declared where it is used.
+        text = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).rstrip().removesuffix("</domain>")
+        return f'{text}<test:runstate xmlns:test="{TEST_NS}">{run}</test:runstate></domain>'
 
     def save(self, conn: libvirt.virConnect) -> None:
         started = time.monotonic()
@@ -151,16 +170,16 @@ class EmbeddedHost:
                 cached = (run, self._domain_text(dom, run))
             cache[name] = cached
             domains.append(cached[1])
+        # Networks and pools are few; a pool's volumes go inside its element.
         others: list[str] = []
         for net in conn.listAllNetworks(0):
-            others.append(ET.tostring(ET.fromstring(net.XMLDesc(0)), encoding="unicode"))
+            others.append(net.XMLDesc(0))
             if net.autostart():
                 autostart["networks"].append(net.name())
         for pool in conn.listAllStoragePools(0):
-            elem = ET.fromstring(pool.XMLDesc(0))
-            for vol in pool.listAllVolumes(0):
-                elem.append(ET.fromstring(vol.XMLDesc(0)))
-            others.append(ET.tostring(elem, encoding="unicode"))
+            others.append(pool.XMLDesc(0).rstrip().removesuffix("</pool>"))
+            others += [vol.XMLDesc(0) for vol in pool.listAllVolumes(0)]
+            others.append("</pool>")
             if pool.autostart():
                 autostart["pools"].append(pool.name())
         head = _empty_node(info[1] * 1024, info[2])
@@ -184,6 +203,7 @@ class EmbeddedHost:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
+            self._signature = self._stat()
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -142,7 +142,13 @@ def make_stamp(resource: Resource, context: ApplyContext) -> Stamp:
 class LibvirtProvider:
     name = "libvirt"
 
-    def __init__(self, uri: str | None = None, home: Path | None = None) -> None:
+    def __init__(
+        self, uri: str | None = None, home: Path | None = None, *, reuse: bool = False
+    ) -> None:
+        """`reuse`: this provider serves many passes (a control loop) rather than one command.
+        On the embedded host it then keeps the domains it parsed between observations: the
+        test driver runs inside this process, so a domain's definition changes only through
+        this provider's own apply, which marks it to be read again."""
         from reconciler.providers.libvirt.embedded import default_home
 
         self.embedded: EmbeddedHost | None = None
@@ -155,6 +161,11 @@ class LibvirtProvider:
                 self.conn = libvirt.open(uri)
                 self.uri = uri
         self.local = self.embedded is None and lh.is_local(self.uri)
+        # name -> (its definition, what it runs now if running), as last observed.
+        self._parsed: dict[str, tuple[lx.ParsedDomain, lx.ParsedDomain | None]] | None = (
+            {} if reuse and self.embedded is not None else None
+        )
+        self._touched: set[str] | None = set()  # None: any domain may have changed
         with _host_errors(f"cannot read the capabilities of {self.uri}"):
             self.driver, self._caps = self._driver_and_capabilities()
 
@@ -199,9 +210,21 @@ class LibvirtProvider:
             return events.watch_node_file(self.embedded.path, notify)
         return events.watch_libvirt(self.uri, notify)
 
-    def close(self) -> None:
+    def current(self) -> bool:
         if self.embedded is not None:
-            self.embedded.flush(self.conn)
+            return self.embedded.current()
+        try:
+            return bool(self.conn.isAlive())
+        except libvirt.libvirtError:
+            return False
+
+    def flush(self) -> None:
+        if self.embedded is not None:
+            with _host_errors("cannot save the embedded host"):
+                self.embedded.flush(self.conn)
+
+    def close(self) -> None:
+        self.flush()
         # A daemon that died under an apply has already been reported as that change's
         # failure; closing its dead connection must not turn into a second, raw error.
         with suppress(libvirt.libvirtError):
@@ -316,30 +339,45 @@ class LibvirtProvider:
         autostart = {
             d.name() for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
         }
+        parsed: dict[str, tuple[lx.ParsedDomain, lx.ParsedDomain | None]] = {}
         for dom in self.conn.listAllDomains(0):
             with _unless_vanished():
-                self._observe_domain(dom, objects, volumes, active, autostart)
+                name = dom.name()
+                running = name in active
+                entry = self._parsed_domain(dom, name, running)
+                parsed[name] = entry
+                self._observe_domain(entry, objects, volumes, running, autostart)
+        if self._parsed is not None:
+            self._parsed, self._touched = parsed, set()
+
+    def _parsed_domain(
+        self, dom: libvirt.virDomain, name: str, running: bool
+    ) -> tuple[lx.ParsedDomain, lx.ParsedDomain | None]:
+        """A domain's definition and, when it runs, what it runs now: what the guest has,
+        not what it will have after a restart. A definition changed without the restart it
+        needs (an apply cut short while it waited for the guest to shut down) is still a
+        difference, and the rerun restarts it."""
+        if self._parsed is not None and self._touched is not None and name not in self._touched:
+            kept = self._parsed.get(name)
+            if kept is not None and (kept[1] is not None) == running:
+                return kept
+        definition = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        live = lx.parse_domain(dom.XMLDesc(0)) if running else None
+        return definition, live
 
     def _observe_domain(
         self,
-        dom: libvirt.virDomain,
+        entry: tuple[lx.ParsedDomain, lx.ParsedDomain | None],
         objects: dict[ResourceRef, Observed],
         volumes: dict[str, tuple[str, lx.ParsedVolume]],
-        active: set[str],
+        running: bool,
         autostart: set[str],
     ) -> None:
-        parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        running = parsed.name in active
-        fields = dict(parsed.fields)
-        memory = parsed.memory_bytes
-        if running:
-            # What the guest has now, not what it will have after a restart: a definition
-            # changed without the restart it needs (an apply cut short while it waited for
-            # the guest to shut down) is still a difference, and the rerun restarts it.
-            # The stamp stays the definition's: it records what was applied.
-            live = lx.parse_domain(dom.XMLDesc(0))
-            fields = dict(live.fields)
-            memory = live.memory_bytes
+        parsed, live = entry
+        # The stamp stays the definition's: it records what was applied.
+        now = live or parsed
+        fields = dict(now.fields)
+        memory = now.memory_bytes
         fields["state"] = "Running" if running else "Stopped"
         fields["autostart"] = parsed.name in autostart
         fields["uuid"] = parsed.uuid
@@ -427,11 +465,16 @@ class LibvirtProvider:
             # refuses these first, so reaching here means a saved plan or a changed host.
             raise ProviderError(f"{change.ref}: {exc}") from None
         finally:
+            # Only a guest's own change redefines a domain; pools, networks and templates
+            # leave every domain as it was. A host policy may reach into any of them.
+            guest = change.ref.kind in ("VirtualMachine", "Container")
+            touched = [change.ref.name] if guest else []
+            if change.ref.kind == "HostPolicy":
+                self._touched = None
+            elif self._touched is not None:
+                self._touched.update(touched)
             if self.embedded is not None:
-                # Only a guest's own change redefines a domain; pools, networks and
-                # templates leave every domain as it was.
-                guest = change.ref.kind in ("VirtualMachine", "Container")
-                self.embedded.changed(self.conn, [change.ref.name] if guest else [])
+                self.embedded.changed(self.conn, touched)
 
     def _check_owned(self, ref: ResourceRef, stamp: Stamp | None, context: ApplyContext) -> None:
         obs = context.observation.objects.get(ref)
