@@ -41,6 +41,10 @@ def _host_uri(ctx: click.Context) -> str:
     return uri or EmbeddedHost(ctx.obj["home"] / "host.xml").uri
 
 
+# A host change often comes as a few events (a domain stopped, then undefined): one pass.
+HOST_EVENT_DELAY = 0.1
+
+
 class KeptHost:
     """The host a loop reconciles, opened once and kept open across passes while it stays
     current: reopening the embedded host means the test driver parsing the whole node file
@@ -183,7 +187,7 @@ def _run(
 
             def on_event(why: str) -> None:
                 log.info("host event", extra={"why": why})
-                queue.add(SET_KEY, 0.2)
+                queue.add(SET_KEY, HOST_EVENT_DELAY)
 
             stops.append(host.open().subscribe(on_event))
         except (ReconError, OSError) as exc:
@@ -209,7 +213,10 @@ def _run(
 )
 @click.option(
     "--debounce",
-    default=0.3,
+    # Long enough for an editor's save (a temporary file renamed over the old one takes
+    # milliseconds); a file caught half written keeps its last good version until the
+    # write that completes it starts another pass.
+    default=0.1,
     show_default=True,
     help="Quiet seconds after a file change before reconciling.",
 )

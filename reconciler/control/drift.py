@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from reconciler.model.fields import desired_fields, spec_hash
 from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
@@ -46,7 +45,7 @@ def is_drift(
     observed = observation.objects.get(change.ref)
     if observed is None or observed.stamp is None:
         return False
-    return observed.stamp.spec_hash == spec_hash(desired_fields(resource.manifest))
+    return observed.stamp.spec_hash == resource.desired_hash()
 
 
 def split_plan(

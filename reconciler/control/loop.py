@@ -42,7 +42,6 @@ class LoopOptions:
     allow_empty: bool = False
     drift: str = "heal"
     resync: float = 300.0
-    debounce: float = 0.3
     allow_replace: bool = False
     delete_volumes: bool = False
     shutdown_timeout: float = 60.0
@@ -174,6 +173,7 @@ class Controller:
             set_name=self.options.set_name,
             allow_empty=self.options.allow_empty,
             revision=revision,
+            fingerprint=False,
         )
         with self.session() as provider:
             observation = provider.observe()

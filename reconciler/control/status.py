@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,17 @@ class Status:
         del self.runs[:-MAX_RUNS]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand rather than dataclasses.asdict, which deep-copies every value: this is
+        # written after every pass, with one entry per resource.
+        return {
+            "host": self.host,
+            "source": self.source,
+            "revision": self.revision,
+            "last_good_revision": self.last_good_revision,
+            "resources": {ref: _fields(st) for ref, st in self.resources.items()},
+            "runs": [_fields(run) for run in self.runs],
+            "errors": list(self.errors),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Status:
@@ -80,6 +90,10 @@ class Status:
             runs=[Run(**r) for r in data.get("runs", [])],
             errors=list(data.get("errors", [])),
         )
+
+
+def _fields(item: ResourceStatus | Run) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in item.__slots__}
 
 
 def status_path(home: Path, uri: str) -> Path:
@@ -95,9 +109,18 @@ def load_status(path: Path) -> Status:
         return Status()
 
 
+def _render(data: dict[str, Any]) -> str:
+    resources = data.pop("resources")
+    head = json.dumps(data, indent=1)[:-2]
+    rows = ",\n".join(f"  {json.dumps(ref)}: {json.dumps(st)}" for ref, st in resources.items())
+    body = f"{{\n{rows}\n }}" if rows else "{}"
+    return f'{head},\n "resources": {body}\n}}\n'
+
+
 def save_status(path: Path, status: Status) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".status-", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(status.to_json(), fh, indent=1)
+        # One line per resource: readable, and a fraction of indent=1's size and time.
+        fh.write(_render(status.to_json()))
     os.replace(tmp, path)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.model.fields import Fields, desired_fields, spec_hash
+from reconciler.model.fields import Fields
 from reconciler.model.kinds import HostPolicy
 from reconciler.model.plan import Action, Change, Disruption, FieldChange
 from reconciler.model.quantity import parse_quantity
@@ -188,9 +188,9 @@ def classify(
 
 def _compare(
     res: Resource, observed: Observed, capabilities: dict[str, bool], unsupported: list[str]
-) -> tuple[list[FieldChange], Fields]:
+) -> list[FieldChange]:
     applied = observed.stamp.applied if observed.stamp else {}
-    desired = desired_fields(res.manifest, applied)
+    desired = res.desired_fields(applied)
     out: list[FieldChange] = []
     for path, after in desired.items():
         if path in observed.fields:
@@ -220,7 +220,7 @@ def _compare(
                 res.ref.kind, path, before, after, desired, observed, capabilities
             )
         out.append(FieldChange(path, before, after, disruption))
-    return out, desired
+    return out
 
 
 def _max_disruption(fields: Sequence[FieldChange]) -> Disruption:
@@ -243,7 +243,7 @@ def diff(
             _diff_host_policy(res, observation.objects.get(HOST), caps, result)
             continue
         if observed is None:
-            desired = desired_fields(res.manifest)
+            desired = res.desired_fields()
             result.changes.append(
                 Change(
                     res.ref,
@@ -259,7 +259,8 @@ def diff(
             result.not_owned.append(res.ref)
             continue
         warned = len(result.unsupported)
-        fields, desired = _compare(res, observed, caps, result.unsupported)
+        fields = _compare(res, observed, caps, result.unsupported)
+        applied = observed.stamp.applied if observed.stamp else {}
         left_alone = len(result.unsupported) > warned
         worst = _max_disruption(fields)
         if fields:
@@ -270,7 +271,7 @@ def diff(
             not observed.owned
             or observed.stamp is None
             # A stamp records what was applied: not a change the host could not make.
-            or (observed.stamp.spec_hash != spec_hash(desired) and not left_alone)
+            or (observed.stamp.spec_hash != res.desired_hash(applied) and not left_alone)
         ):
             # Same on the host, but the stamp is missing or stale: record the new spec.
             result.changes.append(
@@ -298,7 +299,7 @@ def _diff_host_policy(
     if ksm is None:
         result.unchanged.append(res.ref)
         return
-    wanted = {k: v for k, v in desired_fields(res.manifest).items() if k.startswith("ksm.")}
+    wanted = {k: v for k, v in res.desired_fields().items() if k.startswith("ksm.")}
     if not caps.get("ksm", False) or observed is None:
         result.unsupported.append(
             f"{res.ref}: ksm: this host does not expose KSM settings; "

@@ -25,6 +25,9 @@ class PlanOptions:
     allow_empty: bool = False
     adopt: bool = False
     revision: str | None = None
+    # The observation's fingerprint, which a saved plan carries: a control loop applies
+    # its plans at once and does not need one.
+    fingerprint: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,11 @@ def make_plan(
                 "fix the observation errors above and run again",
             )
         deletes = prune_candidates(resources, observation, options.set_name)
-    order = {ref: i for i, ref in enumerate(creation_order(resources))}
+    # Ordered among themselves: what does not change is already on the host.
+    changing = {c.ref for c in changes}
+    order = {
+        ref: i for i, ref in enumerate(creation_order([r for r in resources if r.ref in changing]))
+    }
     changes.sort(key=lambda c: order.get(c.ref, len(order)))
     deletes.sort(key=lambda c: sort_key(c.ref), reverse=True)
     holders, capacity, promised, mode = admission(resources, observation, {c.ref for c in deletes})
@@ -152,7 +159,7 @@ def make_plan(
     return Plan(
         changes=changes + deletes,
         unchanged=sorted(result.unchanged, key=sort_key),
-        fingerprint=observation.fingerprint(),
+        fingerprint=observation.fingerprint() if options.fingerprint else "",
         revision=options.revision,
         host=observation.host.uri,
         warnings=warnings,

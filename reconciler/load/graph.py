@@ -44,11 +44,13 @@ def creation_order(
     resources: Sequence[Resource], extra: Iterable[ResourceRef] = ()
 ) -> list[ResourceRef]:
     """Dependencies first. Refs in `extra` (objects only on the host) are ordered by kind."""
-    graph: dict[ResourceRef, set[ResourceRef]] = {}
+    graph: dict[ResourceRef, set[ResourceRef]] = {ref: set() for ref in extra}
     for res in resources:
         graph[res.ref] = set(references(res.manifest))
-    for ref in extra:
-        graph.setdefault(ref, set())
+    # A reference to something outside the set (already on the host) orders nothing.
+    known = graph.keys()
+    for deps in graph.values():
+        deps.intersection_update(known)
     sorter: TopologicalSorter[ResourceRef] = TopologicalSorter(graph)
     try:
         sorter.prepare()

@@ -97,10 +97,11 @@ def _walk(top: str) -> tuple[list[str], list[Diagnostic]]:
 
     for directory, subdirs, names in os.walk(top, onerror=on_error):
         subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        relative = os.path.relpath(directory, top)
+        parts = [] if relative == os.curdir else relative.split(os.sep)
         for name in names:
             if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES):
-                full = os.path.join(directory, name)
-                found.append((os.path.relpath(full, top).split(os.sep), full))
+                found.append(([*parts, name], os.path.join(directory, name)))
     # Sorting by components keeps a directory's files together: "a/x.yaml" before "a-b.yaml".
     found.sort()
     return [full for _, full in found], diags

@@ -54,18 +54,6 @@ def all_fields(manifest: Manifest) -> Fields:
     return {k: v for k, v in flatten(spec).items() if v is not None}
 
 
-def desired_fields(manifest: Manifest, previously_applied: Fields | None = None) -> Fields:
-    """The fields to compare: those set now, plus those set at the last apply and removed
-    since, which go back to their default (so deleting a line from a manifest is a change)."""
-    wanted = set_fields(manifest)
-    if previously_applied:
-        full = flatten(manifest.model_dump(mode="json", by_alias=True)["spec"])
-        for key in previously_applied.keys() - wanted.keys():
-            # A default, or None for what no longer exists (a disk or user removed).
-            wanted[key] = full.get(key)
-    return wanted
-
-
 def spec_hash(fields: Fields) -> str:
     """Fingerprint of what was applied; stored in the stamp."""
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"))

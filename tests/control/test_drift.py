@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.control.drift import is_suspended, policy_of, split_plan
 from reconciler.engine.plan import PlanOptions, make_plan
-from reconciler.model.fields import desired_fields, spec_hash
+from reconciler.model.fields import spec_hash
 from reconciler.model.kinds import KINDS
 from reconciler.model.plan import Action, Plan
 from reconciler.model.refs import ResourceRef
@@ -35,10 +35,10 @@ def vm(name: str = "web-1", annotations: dict[str, str] | None = None, **spec: A
 
 def applied(res: Resource, *, running: bool = True, **host_shows: Any) -> Observed:
     """`res` as the host shows it after recon applied it, then changed on the host."""
-    fields = dict(desired_fields(res.manifest))
+    fields = dict(res.desired_fields())
     fields["state"] = "Running" if running else "Stopped"
     fields.update(host_shows)
-    applied_fields = desired_fields(res.manifest)
+    applied_fields = res.desired_fields()
     stamp = Stamp(file=res.file, spec_hash=spec_hash(applied_fields), applied=applied_fields)
     return Observed(res.ref, fields, stamp, uuid="0" * 32, running=running)
 

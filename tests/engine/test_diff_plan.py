@@ -12,7 +12,7 @@ import pytest
 
 from reconciler.engine.diff import diff
 from reconciler.engine.plan import AdmissionError, PlanOptions, PlanRefused, make_plan
-from reconciler.model.fields import desired_fields, spec_hash
+from reconciler.model.fields import spec_hash
 from reconciler.model.kinds import KINDS
 from reconciler.model.plan import Action, Change, Disruption, FieldChange, Plan
 from reconciler.model.refs import ResourceRef
@@ -91,7 +91,7 @@ def policy(**spec: Any) -> Resource:
 
 
 def stamp(res: Resource, set_name: str = "default") -> Stamp:
-    fields = desired_fields(res.manifest)
+    fields = res.desired_fields()
     return Stamp(file=res.file, spec_hash=spec_hash(fields), applied=fields, set_name=set_name)
 
 
@@ -105,7 +105,7 @@ def as_applied(
 ) -> Observed:
     """The object as the host would show it after recon applied `res`, changed by host_shows
     (drift). Guests are running unless said otherwise."""
-    fields = dict(desired_fields(res.manifest))
+    fields = dict(res.desired_fields())
     fields.update(host_shows)
     guest = res.ref.kind in ("VirtualMachine", "Container")
     if guest and running is None:

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import posixpath
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -320,7 +321,7 @@ def _add_metadata(root: Element, stamp: Stamp, kind: str) -> None:
 # --- domains ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ParsedDomain:
     name: str
     uuid: str
@@ -379,7 +380,12 @@ def _lifecycle(root: Element) -> None:
 
 
 def _build_vm(
-    vm: VirtualMachine, root: Element, volumes: dict[str, DiskVolume], driver: str, arch: str
+    vm: VirtualMachine,
+    root: Element,
+    volumes: dict[str, DiskVolume],
+    driver: str,
+    arch: str,
+    macs: Sequence[str | None],
 ) -> None:
     s = vm.spec
     if s.max_memory is not None:
@@ -420,10 +426,11 @@ def _build_vm(
         _sub(elem, "driver", name="qemu", type=vol.format)
         _sub(elem, "source", file=vol.path)
         _sub(elem, "target", dev=_disk_dev(prefix, index), bus=disk.bus)
-    for iface in s.interfaces:
+    for index, iface in enumerate(s.interfaces):
         elem = _sub(devices, "interface", type="network")
-        if iface.mac is not None:
-            _sub(elem, "mac", address=iface.mac)
+        mac = iface.mac or _nth(macs, index)
+        if mac is not None:
+            _sub(elem, "mac", address=mac)
         _sub(elem, "source", network=iface.network)
         _sub(elem, "model", type=iface.model)
     if driver in _QEMU_DRIVERS:
@@ -434,8 +441,16 @@ def _build_vm(
         _sub(channel, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
 
 
+def _nth(items: Sequence[str | None], index: int) -> str | None:
+    return items[index] if index < len(items) else None
+
+
 def _build_container(
-    ct: Container, root: Element, volumes: dict[str, DiskVolume], driver: str
+    ct: Container,
+    root: Element,
+    volumes: dict[str, DiskVolume],
+    driver: str,
+    macs: Sequence[str | None],
 ) -> None:
     s = ct.spec
     memory_kib = _memory(root, s.memory)
@@ -460,10 +475,11 @@ def _build_container(
     if driver == "lxc":
         # libvirt's LXC driver refuses to start a container without one.
         _sub(devices, "console", type="pty")
-    for iface in s.interfaces:
+    for index, iface in enumerate(s.interfaces):
         elem = _sub(devices, "interface", type="network")
-        if iface.mac is not None:
-            _sub(elem, "mac", address=iface.mac)
+        mac = iface.mac or _nth(macs, index)
+        if mac is not None:
+            _sub(elem, "mac", address=mac)
         _sub(elem, "source", network=iface.network)
         for address in iface.ip_addresses:
             net = ipaddress.ip_interface(address)
@@ -495,9 +511,12 @@ def build_domain(
     volumes: dict[str, DiskVolume],
     driver: str,
     arch: str = "x86_64",
+    macs: Sequence[str | None] = (),
 ) -> str:
     """Domain XML for a manifest. arch is the VM's template architecture (ignored for
-    containers, which run the host's)."""
+    containers, which run the host's). `macs`, by interface position: the addresses the
+    guest has now, kept where the manifest pins none (libvirt would make up new ones, and
+    the guest's network identity would change with every redefinition)."""
     if driver not in DRIVERS:
         raise ValueError(f"unknown libvirt driver {driver!r}")
     root = Element("domain", type=driver)
@@ -507,11 +526,11 @@ def build_domain(
     if isinstance(manifest, Container):
         if driver not in _CONTAINER_DRIVERS:
             raise ValueError(f"the {driver} driver cannot run containers")
-        _build_container(manifest, root, volumes, driver)
+        _build_container(manifest, root, volumes, driver, macs)
     else:
         if driver not in _VM_DRIVERS:
             raise ValueError(f"the {driver} driver cannot run virtual machines")
-        _build_vm(manifest, root, volumes, driver, arch)
+        _build_vm(manifest, root, volumes, driver, arch, macs)
     return _to_string(root)
 
 
@@ -790,7 +809,7 @@ def parse_network(xml_text: str) -> ParsedNetwork:
 # --- volumes ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ParsedVolume:
     name: str
     path: str
