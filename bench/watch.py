@@ -455,26 +455,27 @@ def breakdown_one(
         if event is None or fire is None:
             return None
         out["write -> first file event (inotify, watchdog thread)"] = event["t0"] - sample.t0
-        out["file event -> debounce timer fires (--debounce 0.3)"] = fire["t0"] - event["t0"]
+        out["file event -> debounce timer fires (--debounce)"] = fire["t0"] - event["t0"]
         out["debounce -> pass dequeued"] = dequeue["t0"] - fire["t0"]
     else:
         event = _first(window, "host.event", sample.t0, until)
         if event is None:
             return None
         out["save -> host event (watchdog, sha256 of host.xml)"] = event["t0"] - sample.t0
-        out["host event -> pass dequeued (queued with a 0.2 s delay)"] = dequeue["t0"] - event["t0"]
+        out["host event -> pass dequeued (queued with a short delay)"] = dequeue["t0"] - event["t0"]
     out["dequeue -> load starts"] = load["t0"] - dequeue["t0"]
     load_s = load["t1"] - load["t0"]
     expand = _dur(_inside(window, "load.expand", load))
     changed = _dur(_inside(window, "load.parse_changed", load))
-    validates = _inside(window, "load.validate", load)
-    per_file = _dur([s for s in validates if not s.get("set", True)])
-    whole = _dur([s for s in validates if s.get("set", True)])
+    per_file = _dur(_inside(window, "load.validate", load))
+    whole = _dur(_inside(window, "load.join", load))
     out["load desired state (FileSet.load)"] = load_s
     out["  list the files (expand_paths)"] = expand
-    out["  read + sha256 every file"] = load_s - expand - changed - per_file - whole
+    out["  stat every file, read + sha256 the changed ones"] = (
+        load_s - expand - changed - per_file - whole
+    )
     out["  strict YAML + pydantic of the changed file"] = changed + per_file
-    out["  validate the whole set again (pydantic + cross checks)"] = whole
+    out["  checks across the whole set (join_results)"] = whole
     revision = _first(window, "revision", load["t1"] - 1e-6, rec["t0"] + 1e-6)
     out["load -> pass starts"] = rec["t0"] - load["t1"]
     out["  git revision (_revision: git rev-parse)"] = (
@@ -484,11 +485,12 @@ def breakdown_one(
     last_save_end = max((s["t1"] for s in saves), default=rec["t1"])
     out["pass start -> host.xml replaced"] = last_save_end - rec["t0"]
     out["  host lock"] = _dur(_inside(window, "lock", rec))
+    out["  is the kept host current (stat of host.xml)"] = _dur(_inside(window, "current", rec))
     opened = _inside(window, "open", rec)
     if opened:
         lv = _dur(_inside(window, "open.libvirt_open", opened[0]))
         auto = _dur(_inside(window, "open.autostart", opened[0]))
-        out["  open the embedded host (open_provider)"] = _dur(opened)
+        out["  open the embedded host again (open_provider)"] = _dur(opened)
         out["    libvirt.open (test driver parses host.xml)"] = lv
         out["    _restore_autostart (iterparse + setAutostart)"] = auto
         out["    capabilities, the rest"] = _dur(opened) - lv - auto
@@ -503,7 +505,7 @@ def breakdown_one(
     apply = _inside(window, "apply", rec)
     in_apply = [s for s in saves if apply and apply[0]["t0"] <= s["t0"] <= apply[0]["t1"]]
     out["  apply: the libvirt change"] = _dur(apply) - _dur(in_apply)
-    out["  apply: EmbeddedHost.save (all domains re-read, host.xml rewritten)"] = _dur(saves)
+    out["  EmbeddedHost.save (changed domains re-read, host.xml rewritten)"] = _dur(saves)
     parts = [k for k in out if k.startswith("  ") and not k.startswith("    ")]
     before = parts[parts.index("  host lock") :]
     out["  the rest of the pass"] = out["pass start -> host.xml replaced"] - sum(
@@ -539,7 +541,8 @@ def breakdown(spans: Sequence[dict[str, Any]], samples: Sequence[Sample]) -> dic
 
 PROFILE_PHASES: list[tuple[str, str, str]] = [
     ("load (FileSet.load)", "control/desired.py", "load"),
-    ("  validate_documents (whole set + changed file)", "load/validate.py", "validate_documents"),
+    ("  validate_documents (changed file only)", "load/validate.py", "validate_documents"),
+    ("  join_results (checks across the whole set)", "load/validate.py", "join_results"),
     ("  read_sources (changed file only)", "load/sources.py", "read_sources"),
     ("git revision (_revision)", "reconciler/cli/main.py", "_revision"),
     ("reconcile (Controller.reconcile)", "control/loop.py", "reconcile"),
@@ -550,9 +553,9 @@ PROFILE_PHASES: list[tuple[str, str, str]] = [
     ("    parse_domain", "libvirt/xml.py", "parse_domain"),
     ("  make_plan", "engine/plan.py", "make_plan"),
     ("  apply_plan", "engine/apply.py", "apply_plan"),
-    ("    EmbeddedHost.save", "libvirt/embedded.py", "save"),
+    ("  EmbeddedHost.save (in apply, or when the pass ends)", "libvirt/embedded.py", "save"),
     (
-        "      _domain_text (XMLDesc + ET parse + ET serialise, per domain)",
+        "    _domain_text (XMLDesc of a changed domain)",
         "embedded.py",
         "_domain_text",
     ),

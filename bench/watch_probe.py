@@ -168,6 +168,7 @@ def install() -> None:
         ("reconciler.control.desired:expand_paths", "load.expand"),
         ("reconciler.control.desired:read_sources", "load.parse_changed"),
         ("reconciler.control.desired:validate_documents", "load.validate"),
+        ("reconciler.control.desired:join_results", "load.join"),
         ("reconciler.control.loop:Controller._pass", "pass"),
         ("reconciler.engine.lock:HostLock.acquire", "lock"),
         ("reconciler.cli.control_cmds:open_provider", "open"),
@@ -178,6 +179,7 @@ def install() -> None:
             "reconciler.providers.libvirt.provider:LibvirtProvider._driver_and_capabilities",
             "open.capabilities",
         ),
+        ("reconciler.providers.libvirt.provider:LibvirtProvider.current", "current"),
         ("reconciler.providers.libvirt.provider:LibvirtProvider.observe", "observe"),
         ("reconciler.providers.libvirt.provider:LibvirtProvider._observe_pools", "observe.pools"),
         (
