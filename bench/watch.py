@@ -191,7 +191,7 @@ def reconciled(line: LogLine) -> bool:
 
 VCPU_RE = re.compile(rb"<vcpu\b([^>]*)>\s*(\d+)\s*</vcpu>")
 CURRENT_RE = re.compile(rb"""\bcurrent=["'](\d+)["']""")
-RUNSTATE_RE = re.compile(rb"<test:runstate>\s*(\d+)\s*</test:runstate>")
+RUNSTATE_RE = re.compile(rb"<test:runstate[^>]*>\s*(\d+)\s*</test:runstate>")
 
 
 class NodeFile:
@@ -555,7 +555,7 @@ PROFILE_PHASES: list[tuple[str, str, str]] = [
     ("  apply_plan", "engine/apply.py", "apply_plan"),
     ("  EmbeddedHost.save (in apply, or when the pass ends)", "libvirt/embedded.py", "save"),
     (
-        "    _domain_text (XMLDesc of a changed domain)",
+        "    _domain_text (each domain's text with its run state)",
         "embedded.py",
         "_domain_text",
     ),

@@ -63,9 +63,9 @@ class EmbeddedHost:
         self._dirty = False
         self._last_save = 0.0
         self._save_cost = 0.0
-        self._cache: dict[str, tuple[int, str]] = {}
-        self._stale: set[str] = set()
-        self._stale_all = True
+        # Each domain's persistent definition as libvirt last gave it to this process (by
+        # a save, or by an observation: `remember`), less those a change has touched since.
+        self._definitions: dict[str, str] = {}
         # The node file as this process last read or wrote it: another process that
         # replaces it (another recon command, an operator's tool) changes this.
         self._signature: tuple[int, int, int, int] | None = None
@@ -128,9 +128,10 @@ class EmbeddedHost:
         save cost, so a long apply is not spent rewriting the file; the end of a command
         always saves. A process killed in between loses only what a rerun will redo."""
         if domains is None:
-            self._stale_all = True
+            self._definitions.clear()
         else:
-            self._stale.update(domains)
+            for name in domains:
+                self._definitions.pop(name, None)
         self._dirty = True
         gap = max(0.5, 4 * self._save_cost)
         if force or time.monotonic() - self._last_save > gap:
@@ -140,10 +141,16 @@ class EmbeddedHost:
         if self._dirty:
             self.save(conn)
 
-    def _domain_text(self, dom: libvirt.virDomain, run: int) -> str:
+    def remember(self, name: str, definition: str) -> None:
+        """A domain's persistent definition (XMLDesc INACTIVE) just read by an observation:
+        the next save need not read it again, unless a change touches it first."""
+        self._definitions[name] = definition
+
+    @staticmethod
+    def _domain_text(definition: str, run: int) -> str:
         # libvirt's own XML as it is (no declaration, one root element), with the run state
         # the node file format adds; the namespace is declared where it is used.
-        text = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).rstrip().removesuffix("</domain>")
+        text = definition.rstrip().removesuffix("</domain>")
         return f'{text}<test:runstate xmlns:test="{TEST_NS}">{run}</test:runstate></domain>'
 
     def save(self, conn: libvirt.virConnect) -> None:
@@ -158,18 +165,17 @@ class EmbeddedHost:
             "networks": [],
             "pools": [],
         }
-        # Domains: only those that changed are read again; the rest come from the cache of
-        # what the last save wrote (the whole host is re-read after `open`).
+        # Domains: only those a change touched since they were last read are read again.
         domains: list[str] = []
-        cache: dict[str, tuple[int, str]] = {}
+        definitions: dict[str, str] = {}
         for dom in conn.listAllDomains(0):
             name = dom.name()
             run = RUNNING if name in running else PAUSED if name in paused else SHUTOFF
-            cached = self._cache.get(name)
-            if self._stale_all or name in self._stale or cached is None or cached[0] != run:
-                cached = (run, self._domain_text(dom, run))
-            cache[name] = cached
-            domains.append(cached[1])
+            definition = self._definitions.get(name)
+            if definition is None:
+                definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            definitions[name] = definition
+            domains.append(self._domain_text(definition, run))
         # Networks and pools are few; a pool's volumes go inside its element.
         others: list[str] = []
         for net in conn.listAllNetworks(0):
@@ -186,7 +192,7 @@ class EmbeddedHost:
         ET.SubElement(head, f"{{{RECON_NS}}}embedded").text = json.dumps(autostart)
         opening = ET.tostring(head, encoding="unicode").removesuffix("</node>")
         self._write_text("".join([opening, *domains, *others, "</node>"]))
-        self._cache, self._stale, self._stale_all = cache, set(), False
+        self._definitions = definitions
         self._dirty = False
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - started

@@ -379,9 +379,11 @@ class LibvirtProvider:
             kept = self._parsed.get(name)
             if kept is not None and (kept[1] is not None) == running:
                 return kept
-        definition = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        text = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        if self.embedded is not None:
+            self.embedded.remember(name, text)
         live = lx.parse_domain(dom.XMLDesc(0)) if running else None
-        return definition, live
+        return lx.parse_domain(text), live
 
     def _observe_domain(
         self,
