@@ -216,7 +216,7 @@ def _run(
     # Long enough for an editor's save (a temporary file renamed over the old one takes
     # milliseconds); a file caught half written keeps its last good version until the
     # write that completes it starts another pass.
-    default=0.1,
+    default=0.05,
     show_default=True,
     help="Quiet seconds after a file change before reconciling.",
 )

@@ -357,15 +357,17 @@ class LibvirtProvider:
         autostart = {
             d.name() for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
         }
+        keep = self._parsed is not None
         parsed: dict[str, tuple[lx.ParsedDomain, lx.ParsedDomain | None]] = {}
         for dom in self.conn.listAllDomains(0):
             with _unless_vanished():
                 name = dom.name()
                 running = name in active
                 entry = self._parsed_domain(dom, name, running)
-                parsed[name] = entry
+                if keep:
+                    parsed[name] = entry
                 self._observe_domain(entry, objects, volumes, running, autostart)
-        if self._parsed is not None:
+        if keep:
             self._parsed, self._touched = parsed, set()
 
     def _parsed_domain(
