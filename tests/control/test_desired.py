@@ -145,3 +145,29 @@ def test_the_fingerprint_follows_the_content(manifests: Path) -> None:
     assert files.load().fingerprint == first
     edit(manifests / "vms" / "web-1.yaml", "  cpus: 2\n", "  cpus: 3\n")
     assert files.load().fingerprint != first
+
+
+def test_an_edit_that_keeps_the_size_and_the_inode_is_still_seen(manifests: Path) -> None:
+    files = FileSet([str(manifests)])
+    web = manifests / "vms" / "web-1.yaml"
+    assert spec(files.load(), "VirtualMachine/web-1").cpus == 2
+    inode = web.stat().st_ino
+    with web.open("r+") as fh:  # in place, as some editors write: same inode, same size
+        text = fh.read()
+        fh.seek(0)
+        fh.write(text.replace("  cpus: 2\n", "  cpus: 3\n"))
+    assert web.stat().st_ino == inode
+    assert spec(files.load(), "VirtualMachine/web-1").cpus == 3
+
+
+def test_a_set_validated_file_by_file_reports_what_a_whole_load_reports(manifests: Path) -> None:
+    from reconciler.load.manifests import load_manifests
+
+    edit(manifests / "vms" / "db-1.yaml", "network: lan", "network: lann")  # dangling ref
+    (manifests / "vms" / "web-2.yaml").write_text((manifests / "vms" / "web-1.yaml").read_text())
+    desired = FileSet([str(manifests)]).load()
+    whole = load_manifests([str(manifests)])
+    assert desired.resources is None
+    assert [d.render() for d in desired.diagnostics] == [d.render() for d in whole.diagnostics]
+    assert "lann" in messages(desired)
+    assert "web-2.yaml" in messages(desired) and "web-1.yaml" in messages(desired)

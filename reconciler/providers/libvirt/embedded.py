@@ -66,6 +66,9 @@ class EmbeddedHost:
         # Each domain's persistent definition as libvirt last gave it to this process (by
         # a save, or by an observation: `remember`), less those a change has touched since.
         self._definitions: dict[str, str] = {}
+        # Networks and pools (with their volumes) as the last save wrote them, and their
+        # autostart flags; None once a change may have touched them.
+        self._storage: tuple[list[str], list[str], list[str]] | None = None
         # The node file as this process last read or wrote it: another process that
         # replaces it (another recon command, an operator's tool) changes this.
         self._signature: tuple[int, int, int, int] | None = None
@@ -121,12 +124,20 @@ class EmbeddedHost:
         return dict(json.loads(found.text or "{}")) if found is not None else {}
 
     def changed(
-        self, conn: libvirt.virConnect, domains: Iterable[str] | None = None, *, force: bool = False
+        self,
+        conn: libvirt.virConnect,
+        domains: Iterable[str] | None = None,
+        *,
+        storage: bool = True,
+        force: bool = False,
     ) -> None:
-        """Persist soon. `domains` names the domains whose definition changed (None: any may
-        have). Saves are spaced by at least half a second and by a few times what the last
-        save cost, so a long apply is not spent rewriting the file; the end of a command
-        always saves. A process killed in between loses only what a rerun will redo."""
+        """Persist soon. `domains` names the domains whose definition changed (None: any
+        may have); `storage`, whether networks, pools or volumes may have. Saves are spaced
+        by at least half a second and by a few times what the last save cost, so a long
+        apply is not spent rewriting the file; the end of a command always saves. A process
+        killed in between loses only what a rerun will redo."""
+        if storage:
+            self._storage = None
         if domains is None:
             self._definitions.clear()
         else:
@@ -158,13 +169,9 @@ class EmbeddedHost:
         info = conn.getInfo()
         running = {d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING)}
         paused = {d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PAUSED)}
-        autostart: dict[str, list[str]] = {
-            "domains": sorted(
-                d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
-            ),
-            "networks": [],
-            "pools": [],
-        }
+        autostart_domains = sorted(
+            d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
+        )
         # Domains: only those a change touched since they were last read are read again.
         domains: list[str] = []
         definitions: dict[str, str] = {}
@@ -176,18 +183,10 @@ class EmbeddedHost:
                 definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
             definitions[name] = definition
             domains.append(self._domain_text(definition, run))
-        # Networks and pools are few; a pool's volumes go inside its element.
-        others: list[str] = []
-        for net in conn.listAllNetworks(0):
-            others.append(net.XMLDesc(0))
-            if net.autostart():
-                autostart["networks"].append(net.name())
-        for pool in conn.listAllStoragePools(0):
-            others.append(pool.XMLDesc(0).rstrip().removesuffix("</pool>"))
-            others += [vol.XMLDesc(0) for vol in pool.listAllVolumes(0)]
-            others.append("</pool>")
-            if pool.autostart():
-                autostart["pools"].append(pool.name())
+        if self._storage is None:
+            self._storage = self._read_storage(conn)
+        others, networks, pools = self._storage
+        autostart = {"domains": autostart_domains, "networks": networks, "pools": pools}
         head = _empty_node(info[1] * 1024, info[2])
         ET.SubElement(head, f"{{{RECON_NS}}}embedded").text = json.dumps(autostart)
         opening = ET.tostring(head, encoding="unicode").removesuffix("</node>")
@@ -196,6 +195,25 @@ class EmbeddedHost:
         self._dirty = False
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - started
+
+    @staticmethod
+    def _read_storage(conn: libvirt.virConnect) -> tuple[list[str], list[str], list[str]]:
+        """Networks and pools as node-file text (a pool's volumes go inside its element),
+        and the names of those that start with the host."""
+        texts: list[str] = []
+        networks: list[str] = []
+        pools: list[str] = []
+        for net in conn.listAllNetworks(0):
+            texts.append(net.XMLDesc(0))
+            if net.autostart():
+                networks.append(net.name())
+        for pool in conn.listAllStoragePools(0):
+            texts.append(pool.XMLDesc(0).rstrip().removesuffix("</pool>"))
+            texts += [vol.XMLDesc(0) for vol in pool.listAllVolumes(0)]
+            texts.append("</pool>")
+            if pool.autostart():
+                pools.append(pool.name())
+        return texts, networks, pools
 
     def _write(self, node: ET.Element) -> None:
         self._write_text(ET.tostring(node, encoding="unicode"))

@@ -130,6 +130,16 @@ def _lookup(fn: Callable[[str], T], name: str) -> T | None:
         raise
 
 
+def _leaves_storage(change: Change) -> bool:
+    """Whether a change cannot have touched a pool, volume or network: a guest's update
+    that changes none of its disks (a missing volume shows as a disk change too)."""
+    return (
+        change.ref.kind in ("VirtualMachine", "Container")
+        and change.action is Action.UPDATE
+        and not any(f.path.startswith(("disks[", "disk.")) for f in change.fields)
+    )
+
+
 def make_stamp(resource: Resource, context: ApplyContext) -> Stamp:
     fields = resource.desired_fields()
     return Stamp(
@@ -168,8 +178,11 @@ class LibvirtProvider:
             {} if reuse and self.embedded is not None else None
         )
         self._touched: set[str] | None = set()  # None: any domain may have changed
-        self._volumes: dict[str, lx.ParsedVolume] | None = {} if reuse else None
-        self._volumes_seen: dict[str, lx.ParsedVolume] = {}
+        # pool name -> its volumes, as last observed; emptied by any change that may
+        # create, resize or delete a volume.
+        self._volumes: dict[str, list[lx.ParsedVolume]] | None = (
+            {} if reuse and self.embedded is not None else None
+        )
         with _host_errors(f"cannot read the capabilities of {self.uri}"):
             self.driver, self._caps = self._driver_and_capabilities()
 
@@ -252,10 +265,7 @@ class LibvirtProvider:
                 capabilities=self.capabilities,
             )
             objects: dict[ResourceRef, Observed] = {}
-            self._volumes_seen = {}
             volumes = self._observe_pools(objects)
-            if self._volumes is not None:
-                self._volumes = self._volumes_seen  # what no longer exists is forgotten
             self._observe_networks(objects)
             self._observe_domains(objects, volumes)
             objects[HOST_POLICY] = self._observe_host(stats)
@@ -316,11 +326,9 @@ class LibvirtProvider:
         )
         names: set[str] = set()
         if pool.isActive():
-            for vol in pool.listAllVolumes(0):
-                with _unless_vanished():
-                    pv = self._parse_volume(vol.XMLDesc(0))
-                    by_path[pv.path] = (parsed.name, pv)
-                    names.add(pv.name)
+            for pv in self._pool_volumes(pool, parsed.name):
+                by_path[pv.path] = (parsed.name, pv)
+                names.add(pv.name)
         for tname, tstamp in parsed.templates.items():
             fmt = tstamp.applied.get("format", "qcow2")
             if lx.template_volume_name(tname, fmt) not in names:
@@ -328,16 +336,17 @@ class LibvirtProvider:
             tref = ResourceRef("Template", tname)
             objects[tref] = Observed(tref, {"pool": parsed.name, "format": fmt}, tstamp)
 
-    def _parse_volume(self, text: str) -> lx.ParsedVolume:
-        """A loop's provider keeps what it parsed, by the XML's text: a pass parses only the
-        volumes that changed since the last one."""
-        if self._volumes is None:
-            return lx.parse_volume(text)
-        parsed = self._volumes.get(text)
-        if parsed is None:
-            parsed = self._volumes[text] = lx.parse_volume(text)
-        self._volumes_seen[text] = parsed
-        return parsed
+    def _pool_volumes(self, pool: libvirt.virStoragePool, name: str) -> list[lx.ParsedVolume]:
+        kept = self._volumes.get(name) if self._volumes is not None else None
+        if kept is not None:
+            return kept
+        found = []
+        for vol in pool.listAllVolumes(0):
+            with _unless_vanished():
+                found.append(lx.parse_volume(vol.XMLDesc(0)))
+        if self._volumes is not None:
+            self._volumes[name] = found
+        return found
 
     def _observe_networks(self, objects: dict[ResourceRef, Observed]) -> None:
         for net in self.conn.listAllNetworks(0):
@@ -503,8 +512,11 @@ class LibvirtProvider:
                 self._touched = None
             elif self._touched is not None:
                 self._touched.update(touched)
+            storage = not _leaves_storage(change)
+            if storage and self._volumes is not None:
+                self._volumes.clear()
             if self.embedded is not None:
-                self.embedded.changed(self.conn, touched)
+                self.embedded.changed(self.conn, touched, storage=storage)
 
     def _check_owned(self, ref: ResourceRef, stamp: Stamp | None, context: ApplyContext) -> None:
         obs = context.observation.objects.get(ref)
