@@ -108,6 +108,12 @@ def test_a_write_by_another_process_makes_a_kept_provider_stale(
         # What the kept connection holds is no longer the host; a new one sees the change.
         assert fresh(home)[ResourceRef("VirtualMachine", "web-1")][1] is False
         assert view(kept.observe())[ResourceRef("VirtualMachine", "web-1")][1] is True
+        # Opened again, as the loop does: it reuses parses of identical XML, and only those.
+        reopened = LibvirtProvider(home=home, reuse=True)
+        try:
+            assert view(reopened.observe()) == fresh(home)
+        finally:
+            reopened.close()
     finally:
         kept.close()
 

@@ -11,6 +11,7 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -130,6 +131,20 @@ def _lookup(fn: Callable[[str], T], name: str) -> T | None:
         raise
 
 
+@dataclass(frozen=True, slots=True)
+class _DomainRead:
+    definition_text: str
+    definition: lx.ParsedDomain
+    live_text: str  # "" when the domain does not run
+    live: lx.ParsedDomain | None
+
+
+# Domains parsed by the last observation of a reusing provider in this process, by the text of
+# their XML (parse_domain depends on nothing else). A loop that opens the embedded host again,
+# because another process wrote it, then parses only the domains whose XML differs.
+_RECENT_PARSES: dict[str, lx.ParsedDomain] = {}
+
+
 def _leaves_storage(change: Change) -> bool:
     """Whether a change cannot have touched a pool, volume or network: a guest's update
     that changes none of its disks (a missing volume shows as a disk change too)."""
@@ -173,8 +188,8 @@ class LibvirtProvider:
                 self.conn = libvirt.open(uri)
                 self.uri = uri
         self.local = self.embedded is None and lh.is_local(self.uri)
-        # name -> (its definition, what it runs now if running), as last observed.
-        self._parsed: dict[str, tuple[lx.ParsedDomain, lx.ParsedDomain | None]] | None = (
+        # name -> what the last observation read of it.
+        self._parsed: dict[str, _DomainRead] | None = (
             {} if reuse and self.embedded is not None else None
         )
         self._touched: set[str] | None = set()  # None: any domain may have changed
@@ -367,44 +382,59 @@ class LibvirtProvider:
             d.name() for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
         }
         keep = self._parsed is not None
-        parsed: dict[str, tuple[lx.ParsedDomain, lx.ParsedDomain | None]] = {}
+        reads: dict[str, _DomainRead] = {}
         for dom in self.conn.listAllDomains(0):
             with _unless_vanished():
                 name = dom.name()
                 running = name in active
-                entry = self._parsed_domain(dom, name, running)
+                read = self._read_domain(dom, name, running)
                 if keep:
-                    parsed[name] = entry
-                self._observe_domain(entry, objects, volumes, running, autostart)
+                    reads[name] = read
+                self._observe_domain(read, objects, volumes, running, autostart)
         if keep:
-            self._parsed, self._touched = parsed, set()
+            self._parsed, self._touched = reads, set()
+            _RECENT_PARSES.clear()
+            for read in reads.values():
+                _RECENT_PARSES[read.definition_text] = read.definition
+                if read.live is not None:
+                    _RECENT_PARSES[read.live_text] = read.live
 
-    def _parsed_domain(
-        self, dom: libvirt.virDomain, name: str, running: bool
-    ) -> tuple[lx.ParsedDomain, lx.ParsedDomain | None]:
+    def _read_domain(self, dom: libvirt.virDomain, name: str, running: bool) -> _DomainRead:
         """A domain's definition and, when it runs, what it runs now: what the guest has,
         not what it will have after a restart. A definition changed without the restart it
         needs (an apply cut short while it waited for the guest to shut down) is still a
         difference, and the rerun restarts it."""
         if self._parsed is not None and self._touched is not None and name not in self._touched:
             kept = self._parsed.get(name)
-            if kept is not None and (kept[1] is not None) == running:
+            if kept is not None and (kept.live is not None) == running:
                 return kept
         text = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         if self.embedded is not None:
             self.embedded.remember(name, text)
-        live = lx.parse_domain(dom.XMLDesc(0)) if running else None
-        return lx.parse_domain(text), live
+        live_text = dom.XMLDesc(0) if running else ""
+        return _DomainRead(
+            text,
+            self._parse_domain(text),
+            live_text,
+            self._parse_domain(live_text) if running else None,
+        )
+
+    def _parse_domain(self, text: str) -> lx.ParsedDomain:
+        if self._parsed is not None:
+            known = _RECENT_PARSES.get(text)
+            if known is not None:
+                return known
+        return lx.parse_domain(text)
 
     def _observe_domain(
         self,
-        entry: tuple[lx.ParsedDomain, lx.ParsedDomain | None],
+        read: _DomainRead,
         objects: dict[ResourceRef, Observed],
         volumes: dict[str, tuple[str, lx.ParsedVolume]],
         running: bool,
         autostart: set[str],
     ) -> None:
-        parsed, live = entry
+        parsed, live = read.definition, read.live
         # The stamp stays the definition's: it records what was applied.
         now = live or parsed
         fields = dict(now.fields)
