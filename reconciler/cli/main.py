@@ -47,7 +47,25 @@ FILES_HELP = "Manifest file or directory (read recursively); '-' reads standard 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT)
+class _Commands(click.Group):
+    """The loop's commands are imported when named (or listed by --help): they bring watchdog
+    and prometheus_client, which the other commands do not need at start-up."""
+
+    LOOP = ("status", "sync", "watch")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LOOP])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LOOP:
+            from reconciler.cli import control_cmds
+
+            command: click.Command = getattr(control_cmds, cmd_name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="recon")
 @click.option(
     "--connect",
@@ -652,13 +670,3 @@ def delete(
         fail(str(exc), exc.hint, code=1)
     click.echo(render_result(result))
     sys.exit(0 if result.ok and (missing == 0 or ignore_not_found) else 1)
-
-
-def _register_loop_commands() -> None:
-    from reconciler.cli.control_cmds import status, sync, watch
-
-    for command in (watch, sync, status):
-        cli.add_command(command)
-
-
-_register_loop_commands()
