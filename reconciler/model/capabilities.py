@@ -373,6 +373,14 @@ class Problem:
     error: bool
 
 
+# Per driver family, the features it does not simply support: the only ones worth looking for
+# in a manifest (a plan checks every manifest on every pass).
+_LIMITS: dict[str, list[Feature]] = {
+    table: [f for f in FEATURES if f.drivers[table].level not in (Level.YES, Level.NA)]
+    for table in DRIVERS
+}
+
+
 def check_manifest(
     manifest: Manifest, driver: str, host: dict[str, bool] | None = None
 ) -> list[Problem]:
@@ -382,11 +390,9 @@ def check_manifest(
     if table not in DRIVERS:
         raise ValueError(f"unknown driver {driver!r}; one of {', '.join(DRIVERS)}")
     out: list[Problem] = []
-    for feature in FEATURES:
-        paths = feature.where(manifest) if feature.where is not None else []
+    for feature in _LIMITS[table]:
         support = feature.drivers[table]
-        if not paths or support.level in (Level.YES, Level.NA):
-            continue
+        paths = feature.where(manifest) if feature.where is not None else []
         for path in paths:
             out.append(_problem(feature, support, path, driver, host))
     return out
