@@ -3,6 +3,7 @@ plan, apply what the drift policy allows, record status. Level-triggered through
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -298,6 +299,17 @@ class Controller:
         return outcome
 
 
+def _settle_memory() -> None:
+    """Between passes: collect what the pass left, then move everything that survives (the
+    manifests, the kept host's parses) out of the collector's sight. Otherwise a full
+    collection, every few passes, walks all of it in the middle of a pass: 30-90 ms at a
+    thousand resources, the slowest passes of a watch. What is frozen is still freed when
+    nothing refers to it; only a reference cycle among frozen objects would stay, and the
+    loop's long-lived objects form none."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_loop(
     controller: Controller, queue: WorkQueue, desired: DesiredSource, backoff: Backoff | None = None
 ) -> None:
@@ -321,6 +333,7 @@ def run_loop(
             queue.done(key)
         if controller.stopping.is_set():
             break
+        _settle_memory()
         if outcome == "retry":
             queue.add(key, backoff.failure(key))
         else:
