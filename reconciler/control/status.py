@@ -110,9 +110,10 @@ def load_status(path: Path) -> Status:
 
 
 def _render(data: dict[str, Any]) -> str:
-    resources = data.pop("resources")
-    head = json.dumps(data, indent=1)[:-2]
-    rows = ",\n".join(f"  {json.dumps(ref)}: {json.dumps(st)}" for ref, st in resources.items())
+    head = json.dumps({k: v for k, v in data.items() if k != "resources"}, indent=1)[:-2]
+    rows = ",\n".join(
+        f"  {json.dumps(ref)}: {json.dumps(st)}" for ref, st in data["resources"].items()
+    )
     body = f"{{\n{rows}\n }}" if rows else "{}"
     return f'{head},\n "resources": {body}\n}}\n'
 

@@ -187,9 +187,12 @@ def classify(
 
 
 def _compare(
-    res: Resource, observed: Observed, capabilities: dict[str, bool], unsupported: list[str]
+    res: Resource,
+    observed: Observed,
+    applied: Fields,
+    capabilities: dict[str, bool],
+    unsupported: list[str],
 ) -> list[FieldChange]:
-    applied = observed.stamp.applied if observed.stamp else {}
     desired = res.desired_fields(applied)
     out: list[FieldChange] = []
     for path, after in desired.items():
@@ -259,8 +262,8 @@ def diff(
             result.not_owned.append(res.ref)
             continue
         warned = len(result.unsupported)
-        fields = _compare(res, observed, caps, result.unsupported)
         applied = observed.stamp.applied if observed.stamp else {}
+        fields = _compare(res, observed, applied, caps, result.unsupported)
         left_alone = len(result.unsupported) > warned
         worst = _max_disruption(fields)
         if fields:

@@ -544,10 +544,11 @@ class LibvirtProvider:
             # leave every domain as it was. A host policy may reach into any of them.
             guest = change.ref.kind in ("VirtualMachine", "Container")
             touched = [change.ref.name] if guest else []
-            if change.ref.kind == "HostPolicy":
-                self._touched = None
-            elif self._touched is not None:
-                self._touched.update(touched)
+            if self._parsed is not None:
+                if change.ref.kind == "HostPolicy":
+                    self._touched = None
+                elif self._touched is not None:
+                    self._touched.update(touched)
             storage = not _leaves_storage(change)
             if storage and self._volumes is not None:
                 self._volumes.clear()
