@@ -368,8 +368,8 @@ class Session:
 
 
 def _settle(watch: Watch, seconds: float | None) -> None:
-    # A pass nobody asked for would have started within debounce (0.3 s) or the host-event
-    # delay (0.2 s) of the last one; quiet for 1 s plus the last pass's length is enough.
+    # A pass nobody asked for would have started within the debounce (0.05 s) or the host-event
+    # delay (0.1 s) of the last one; quiet for 1 s plus the last pass's length is enough.
     watch.wait_quiet(1.0 + (seconds or 0.0))
 
 
