@@ -688,10 +688,27 @@ def profile_diff(n: int, work: Path, tools: Tools, out: Path, top_n: int) -> dic
     argv += ["diff", "-f", str(top / "manifests")]
     run = run_child(argv, env, tools.timeout)
     _expect("diff (profiled)", r"No changes")(run)
-    stats = pstats.Stats(str(out))
+    return {
+        "size": n,
+        "wall": run.seconds,
+        **summarize_profile(out, PHASES, PLUMBING, top_n, own_n=15),
+        "imports": import_times(tools.python, env),
+    }
+
+
+def summarize_profile(
+    path: Path,
+    phases: Sequence[tuple[str, str, str]],
+    plumbing: Sequence[str],
+    top_n: int,
+    own_n: int,
+) -> dict[str, Any]:
+    """A cProfile dump as the time of each named phase (label, file suffix, function: the
+    cumulative time of the matching entries) and the top functions by cumulative time
+    (entries whose label holds a `plumbing` string left out) and by own time."""
+    stats = pstats.Stats(str(path))
     raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]]
     raw = stats.stats  # type: ignore[attr-defined]
-    total = float(stats.total_tt)  # type: ignore[attr-defined]
 
     def row(key: tuple[str, int, str], value: tuple[int, int, float, float, Any]) -> dict[str, Any]:
         return {
@@ -702,13 +719,13 @@ def profile_diff(n: int, work: Path, tools: Tools, out: Path, top_n: int) -> dic
         }
 
     by_cum = sorted(raw.items(), key=lambda kv: kv[1][3], reverse=True)
-    by_cum = [kv for kv in by_cum if not any(p in _label(kv[0]) for p in PLUMBING)]
+    by_cum = [kv for kv in by_cum if not any(p in _label(kv[0]) for p in plumbing)]
     by_own = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)
-    phases = []
-    for label, suffix, func in PHASES:
+    found = []
+    for label, suffix, func in phases:
         hits = [v for k, v in raw.items() if k[2] == func and k[0].endswith(suffix)]
         if hits:
-            phases.append(
+            found.append(
                 {
                     "phase": label,
                     "calls": sum(h[1] for h in hits),
@@ -716,13 +733,10 @@ def profile_diff(n: int, work: Path, tools: Tools, out: Path, top_n: int) -> dic
                 }
             )
     return {
-        "size": n,
-        "wall": run.seconds,
-        "profiled_total": total,
+        "profiled_total": float(stats.total_tt),  # type: ignore[attr-defined]
+        "phases": found,
         "top": [row(k, v) for k, v in by_cum[:top_n]],
-        "own": [row(k, v) for k, v in by_own[:15]],
-        "phases": phases,
-        "imports": import_times(tools.python, env),
+        "own": [row(k, v) for k, v in by_own[:own_n]],
     }
 
 

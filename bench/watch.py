@@ -34,7 +34,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import pstats
 import re
 import shutil
 import signal
@@ -564,40 +563,8 @@ PROFILE_PHASES: list[tuple[str, str, str]] = [
 
 
 def profile_summary(path: Path, passes: int, top_n: int = 20) -> dict[str, Any]:
-    stats = pstats.Stats(str(path))
-    raw = stats.stats  # type: ignore[attr-defined]
-    total = float(stats.total_tt)  # type: ignore[attr-defined]
-
-    def row(key: tuple[str, int, str], value: Any) -> dict[str, Any]:
-        return {
-            "function": run._label(key),
-            "calls": value[1],
-            "tottime": value[2],
-            "cumtime": value[3],
-        }
-
     plumbing = (*run.PLUMBING, "watch_probe.py", "threading.py", "cProfile")
-    by_cum = sorted(raw.items(), key=lambda kv: kv[1][3], reverse=True)
-    by_cum = [kv for kv in by_cum if not any(p in run._label(kv[0]) for p in plumbing)]
-    by_own = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)
-    phases = []
-    for label, suffix, func in PROFILE_PHASES:
-        hits = [v for k, v in raw.items() if k[2] == func and k[0].endswith(suffix)]
-        if hits:
-            phases.append(
-                {
-                    "phase": label,
-                    "calls": sum(h[1] for h in hits),
-                    "cumtime": sum(h[3] for h in hits),
-                }
-            )
-    return {
-        "passes": passes,
-        "profiled_total": total,
-        "phases": phases,
-        "top": [row(k, v) for k, v in by_cum[:top_n]],
-        "own": [row(k, v) for k, v in by_own[:12]],
-    }
+    return {"passes": passes, **run.summarize_profile(path, PROFILE_PHASES, plumbing, top_n, 12)}
 
 
 # --- the whole run --------------------------------------------------------------------------------

@@ -76,8 +76,9 @@ class FileSet:
                 digest.update(key.encode())
                 continue
             file_docs, file_diags = read_sources([path])
-            checked = validate_documents(file_docs, cross_checks=False)
-            file_diags = file_diags or checked.diagnostics
+            if not file_diags:  # a file that does not parse is not validated
+                checked = validate_documents(file_docs, cross_checks=False)
+                file_diags = checked.diagnostics
             if file_diags:
                 diagnostics += file_diags
                 if cached is not None:
