@@ -181,15 +181,9 @@ def install() -> None:
         ),
         ("reconciler.providers.libvirt.provider:LibvirtProvider.current", "current"),
         ("reconciler.providers.libvirt.provider:LibvirtProvider.observe", "observe"),
-        ("reconciler.providers.libvirt.provider:LibvirtProvider._observe_pools", "observe.pools"),
-        (
-            "reconciler.providers.libvirt.provider:LibvirtProvider._observe_networks",
-            "observe.networks",
-        ),
-        (
-            "reconciler.providers.libvirt.provider:LibvirtProvider._observe_domains",
-            "observe.domains",
-        ),
+        ("reconciler.providers.libvirt.storage:observe", "observe.pools"),
+        ("reconciler.providers.libvirt.networks:observe", "observe.networks"),
+        ("reconciler.providers.libvirt.guests.observe:observe", "observe.domains"),
         ("reconciler.control.loop:make_plan", "plan"),
         ("reconciler.control.loop:split_plan", "split"),
         ("reconciler.control.loop:apply_plan", "apply"),

@@ -1,0 +1,132 @@
+"""What every kind's module shares: the open host, libvirt's errors turned into recon's,
+lookups that tolerate a missing object, and recon's stamp and ownership rule.
+
+A kind module (storage, networks, templates, guests, host_policy) is a set of functions over
+a `Host`; it never keeps state of its own between calls. What a loop keeps between passes
+(parsed domains, volumes) belongs to `LibvirtProvider` and is handed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import libvirt
+
+from reconciler.model.refs import ResourceRef
+from reconciler.model.resource import Resource
+from reconciler.providers.base import (
+    ApplyContext,
+    NotOwnedError,
+    ProviderError,
+    Stamp,
+    UnsupportedError,
+)
+from reconciler.providers.libvirt.embedded import EmbeddedHost
+
+T = TypeVar("T")
+
+# libvirt prints every error to stderr by default; recon reports them itself.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
+CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+
+_GONE = (
+    libvirt.VIR_ERR_NO_DOMAIN,
+    libvirt.VIR_ERR_NO_NETWORK,
+    libvirt.VIR_ERR_NO_STORAGE_POOL,
+    libvirt.VIR_ERR_NO_STORAGE_VOL,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """An open connection and what recon learned about it when it opened it."""
+
+    conn: libvirt.virConnect
+    uri: str
+    # test, qemu, kvm, lxc or vz: "kvm" when QEMU can use KVM here.
+    driver: str
+    capabilities: dict[str, bool]
+    # Whether recon runs on the machine libvirtd runs on (cgroups, KSM's switch, root files).
+    local: bool
+    embedded: EmbeddedHost | None
+
+
+@contextmanager
+def host_errors(what: str) -> Iterator[None]:
+    """libvirt's errors as recon's: UnsupportedError for what the host cannot do at all,
+    ProviderError (with what to do) for the rest."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        code = exc.get_error_code()
+        message = f"{what}: {exc.get_error_message() or exc}"
+        if code == libvirt.VIR_ERR_NO_SUPPORT:
+            raise UnsupportedError(message) from None
+        if exc.get_error_domain() == libvirt.VIR_FROM_RPC:
+            # Said in the message itself: an apply's summary shows the message only.
+            raise ProviderError(
+                f"{message} (the connection to libvirtd was lost: start libvirtd again "
+                "and rerun; it continues from where the host is)"
+            ) from None
+        raise ProviderError(message) from None
+
+
+@contextmanager
+def undefine_on_error(obj: Any) -> Iterator[None]:
+    """A network or pool recon has just defined and cannot start is undefined again: left
+    defined and inactive, it would look done to the next run, which would never start it."""
+    try:
+        yield
+    except libvirt.libvirtError:
+        if obj is not None:
+            with suppress(libvirt.libvirtError):
+                obj.undefine()
+        raise
+
+
+@contextmanager
+def unless_vanished() -> Iterator[None]:
+    """Skip an object deleted by someone else between the bulk list and its own read: on a
+    host others use, that happens, and it is not an error of the observation."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in _GONE:
+            raise
+
+
+def lookup(fn: Callable[[str], T], name: str) -> T | None:
+    """fn(name), or None when the host has no such object."""
+    try:
+        return fn(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in _GONE:
+            return None
+        raise
+
+
+def make_stamp(resource: Resource, context: ApplyContext) -> Stamp:
+    fields = resource.desired_fields()
+    return Stamp(
+        file=resource.file,
+        spec_hash=resource.desired_hash(),
+        applied=fields,
+        revision=context.revision,
+        set_name=context.set_name,
+    )
+
+
+def check_owned(ref: ResourceRef, stamp: Stamp | None, context: ApplyContext) -> None:
+    """recon changes only what it created, or what the plan adopts (--adopt)."""
+    obs = context.observation.objects.get(ref)
+    adopting = obs is not None and not obs.owned
+    if stamp is None and not adopting:
+        raise NotOwnedError(
+            f"{ref} exists on the host but was not created by recon",
+            "take it over with --adopt, or remove it yourself",
+        )

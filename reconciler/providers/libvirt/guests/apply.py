@@ -1,0 +1,172 @@
+"""A guest's change, as a straight run of steps: check ownership, take apart what a replace
+rebuilds, make its disks, define it, apply live changes, start/restart/stop it, hold its
+memory guarantee, set what is inside it. Each step looks before it acts, so a rerun after a
+failure continues from where the host is."""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+from contextlib import suppress
+
+import libvirt
+
+from reconciler.model.kinds import Container, VirtualMachine
+from reconciler.model.plan import Action, Change, Disruption
+from reconciler.model.resource import Resource
+from reconciler.providers.base import ApplyContext
+from reconciler.providers.libvirt import storage, templates
+from reconciler.providers.libvirt import xml as lx
+from reconciler.providers.libvirt.common import Host, check_owned, lookup, make_stamp
+from reconciler.providers.libvirt.guests import agent, guarantee, live, lxc
+
+
+def apply_guest(
+    host: Host, change: Change, resource: Resource | None, context: ApplyContext
+) -> str:
+    dom = lookup(host.conn.lookupByName, change.ref.name)
+    if change.action is Action.DELETE:
+        if dom is None:
+            return "already gone"
+        check_owned(change.ref, lx.parse_domain(dom.XMLDesc(0)).stamp, context)
+        _delete_guest(host, dom, context.delete_volumes)
+        return "deleted" + (" with its volumes" if context.delete_volumes else " (volumes kept)")
+    assert resource is not None
+    manifest = resource.manifest
+    assert isinstance(manifest, VirtualMachine | Container)
+    existing_uuid: str | None = None
+    macs: list[str | None] = []
+    if dom is not None:
+        parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        if change.action is not Action.CREATE or parsed.stamp is None:
+            check_owned(change.ref, parsed.stamp, context)
+        existing_uuid = parsed.uuid
+        macs = [
+            parsed.fields.get(f"interfaces[{i}].mac") for i in range(len(manifest.spec.interfaces))
+        ]
+        if change.action is Action.REPLACE:
+            _delete_guest(host, dom, False, _rebuilt_disks(change))
+            dom, existing_uuid, macs = None, None, []
+    uuid = manifest.spec.uuid or existing_uuid or str(uuidlib.uuid4())
+    volumes = _guest_volumes(host, resource, context)
+    stamp = make_stamp(resource, context)
+    was_running = dom is not None and bool(dom.isActive())
+    dom = host.conn.defineXML(
+        lx.build_domain(
+            manifest, uuid=uuid, stamp=stamp, volumes=volumes, driver=host.driver, macs=macs
+        )
+    )
+    notes: list[str] = []
+    if was_running:
+        notes += live.live_changes(host, dom, change, manifest)
+    dom.setAutostart(1 if manifest.spec.autostart else 0)
+    started, run_notes = _run_state(dom, change, manifest, was_running, context)
+    notes += run_notes
+    if dom.isActive():
+        notes += guarantee.hold(host, dom, manifest)
+        notes += agent.guest_settings(host, dom, resource, change, started)
+    verb = {Action.CREATE: "defined", Action.REPLACE: "replaced"}.get(change.action, "updated")
+    return ", ".join([verb, *notes])
+
+
+def _rebuilt_disks(change: Change) -> set[str]:
+    """Disks whose identity changed (template, pool, format): a replace rebuilds them."""
+    rebuilt = {
+        f.path.split("]")[0].removeprefix("disks[")
+        for f in change.fields
+        if f.disruption is Disruption.REPLACE and f.path.startswith("disks[")
+    }
+    if any(f.path in ("template", "disk.pool") for f in change.fields):
+        rebuilt.add("root")
+    return rebuilt
+
+
+def _run_state(
+    dom: libvirt.virDomain,
+    change: Change,
+    manifest: VirtualMachine | Container,
+    was_running: bool,
+    context: ApplyContext,
+) -> tuple[bool, list[str]]:
+    """Start, restart or stop the guest as its state and the change's disruption ask;
+    whether it was started, and what was done."""
+    want_running = manifest.spec.state == "Running"
+    if was_running and change.disruption is Disruption.RESTART and want_running:
+        notes = _shutdown(dom, context)
+        dom.create()
+        return True, [*notes, "restarted"]
+    if want_running and not dom.isActive():
+        dom.create()
+        return True, ["started"]
+    if not want_running and dom.isActive():
+        return False, [*_shutdown(dom, context), "stopped"]
+    return False, []
+
+
+def _guest_volumes(
+    host: Host, resource: Resource, context: ApplyContext
+) -> dict[str, lx.DiskVolume]:
+    """Create what is missing: each disk's volume (with its template as backing file)."""
+    manifest = resource.manifest
+    out: dict[str, lx.DiskVolume] = {}
+    wanted: list[tuple[str, str, int, str | None, str]] = []
+    if isinstance(manifest, VirtualMachine):
+        for disk in manifest.spec.disks:
+            wanted.append((disk.name, disk.pool, disk.size, disk.template, disk.format))
+    elif isinstance(manifest, Container):
+        wanted.append(("root", manifest.spec.disk.pool, manifest.spec.disk.size, None, "raw"))
+    for disk_name, pool_name, size, template, fmt in wanted:
+        vol_name = lx.volume_name(resource.ref.name, disk_name, fmt)
+        vol = storage.find_volume(host, pool_name, vol_name)
+        if vol is None:
+            backing = templates.image_volume(host, template, context) if template else None
+            root_from = None
+            if isinstance(manifest, Container) and host.driver == "lxc":
+                root_from = lxc.root_archive(host, manifest, context)
+            vol = storage.create_volume(
+                host,
+                pool_name,
+                lx.build_volume(vol_name, capacity=size, fmt=fmt, backing=backing),
+            )
+            if root_from is not None:
+                lxc.make_root(vol, root_from)
+        else:
+            capacity = vol.info()[1]
+            if size > capacity:
+                vol.resize(size, 0)
+        out[disk_name] = lx.DiskVolume(pool_name, vol_name, vol.path(), fmt)
+    return out
+
+
+def _delete_guest(
+    host: Host,
+    dom: libvirt.virDomain,
+    delete_volumes: bool,
+    only_disks: set[str] | None = None,
+) -> None:
+    parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if dom.isActive():
+        dom.destroy()
+    flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM if host.driver in ("qemu", "kvm") else 0
+    dom.undefine() if flags == 0 else dom.undefineFlags(flags)
+    if not delete_volumes and only_disks is None:
+        return
+    for disk, path in parsed.disk_paths.items():
+        if only_disks is not None and disk not in only_disks:
+            continue
+        storage.delete_volume_at(host, path)
+
+
+def _shutdown(dom: libvirt.virDomain, context: ApplyContext) -> list[str]:
+    """Clean shutdown first; forced off after the timeout, and said so."""
+    with suppress(libvirt.libvirtError):
+        dom.shutdown()
+    deadline = time.monotonic() + context.shutdown_timeout
+    while dom.isActive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not dom.isActive():
+        return []
+    message = f"no clean shutdown after {context.shutdown_timeout:g}s; forced off"
+    context.progress(f"{dom.name()}: {message}")
+    dom.destroy()
+    return [message]

@@ -1,0 +1,172 @@
+"""Every domain read in one pass: its definition and, when it runs, what it runs now, turned
+into the flat fields the diff compares (disks matched to their pool volumes by path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import libvirt
+
+from reconciler.model.quantity import format_quantity
+from reconciler.model.refs import ResourceRef
+from reconciler.providers.base import Observed
+from reconciler.providers.libvirt import xml as lx
+from reconciler.providers.libvirt.common import Host, unless_vanished
+from reconciler.providers.libvirt.guests import guarantee
+
+# What the test driver keeps only in a running guest's definition.
+_DEFINITION_ONLY = ("memoryGuarantee", "swap")
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRead:
+    definition_text: str
+    definition: lx.ParsedDomain
+    live_text: str  # "" when the domain does not run
+    live: lx.ParsedDomain | None
+
+
+# Domains parsed by the last observation of a reusing provider in this process, by the text of
+# their XML (parse_domain depends on nothing else). A loop that opens the embedded host again,
+# because another process wrote it, then parses only the domains whose XML differs.
+_RECENT_PARSES: dict[str, lx.ParsedDomain] = {}
+
+
+class DomainCache:
+    """What a loop's provider keeps of the domains it read, between observations. Only on
+    the embedded host: the test driver runs inside this process, so a domain changes only
+    through this provider's own apply, which marks it (`touch`) to be read again."""
+
+    def __init__(self) -> None:
+        self.reads: dict[str, DomainRead] = {}
+        self._touched: set[str] | None = set()  # None: any domain may have changed
+
+    def kept(self, name: str, running: bool) -> DomainRead | None:
+        if self._touched is None or name in self._touched:
+            return None
+        kept = self.reads.get(name)
+        return kept if kept is not None and (kept.live is not None) == running else None
+
+    def touch(self, names: list[str]) -> None:
+        if self._touched is not None:
+            self._touched.update(names)
+
+    def touch_all(self) -> None:
+        self._touched = None
+
+    def replace(self, reads: dict[str, DomainRead]) -> None:
+        self.reads, self._touched = reads, set()
+        _RECENT_PARSES.clear()
+        for read in reads.values():
+            _RECENT_PARSES[read.definition_text] = read.definition
+            if read.live is not None:
+                _RECENT_PARSES[read.live_text] = read.live
+
+
+def observe(
+    host: Host,
+    objects: dict[ResourceRef, Observed],
+    volumes: dict[str, tuple[str, lx.ParsedVolume]],
+    cache: DomainCache | None,
+) -> None:
+    domains = host.conn.listAllDomains(0)
+    if host.embedded is not None:
+        # In-process, asking each domain costs less than two more lists of them all.
+        active = {d.name() for d in domains if d.isActive()}
+        autostart = {d.name() for d in domains if d.autostart()}
+    else:
+        # One round trip each, rather than two per domain.
+        flags = (
+            libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE,
+            libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART,
+        )
+        active, autostart = ({d.name() for d in host.conn.listAllDomains(f)} for f in flags)
+    reads: dict[str, DomainRead] = {}
+    for dom in domains:
+        with unless_vanished():
+            name = dom.name()
+            running = name in active
+            read = _read_domain(host, dom, name, running, cache)
+            if cache is not None:
+                reads[name] = read
+            _observe_domain(host, read, objects, volumes, running, autostart)
+    if cache is not None:
+        cache.replace(reads)
+
+
+def _read_domain(
+    host: Host, dom: libvirt.virDomain, name: str, running: bool, cache: DomainCache | None
+) -> DomainRead:
+    """A domain's definition and, when it runs, what it runs now: what the guest has,
+    not what it will have after a restart. A definition changed without the restart it
+    needs (an apply cut short while it waited for the guest to shut down) is still a
+    difference, and the rerun restarts it."""
+    if cache is not None:
+        kept = cache.kept(name, running)
+        if kept is not None:
+            return kept
+    text = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    if host.embedded is not None:
+        host.embedded.remember(name, text)
+    live_text = dom.XMLDesc(0) if running else ""
+    return DomainRead(
+        text,
+        _parse_domain(text, cache),
+        live_text,
+        _parse_domain(live_text, cache) if running else None,
+    )
+
+
+def _parse_domain(text: str, cache: DomainCache | None) -> lx.ParsedDomain:
+    if cache is not None:
+        known = _RECENT_PARSES.get(text)
+        if known is not None:
+            return known
+    return lx.parse_domain(text)
+
+
+def _observe_domain(
+    host: Host,
+    read: DomainRead,
+    objects: dict[ResourceRef, Observed],
+    volumes: dict[str, tuple[str, lx.ParsedVolume]],
+    running: bool,
+    autostart: set[str],
+) -> None:
+    parsed, live = read.definition, read.live
+    # The stamp stays the definition's: it records what was applied.
+    now = live or parsed
+    fields: dict[str, Any] = dict(now.fields)
+    memory = now.memory_bytes
+    if live is not None and host.driver == "test":
+        # The test driver changes a running guest's <memtune> only in its definition
+        # (it has no live call for it), and that definition is what holds it there.
+        for key in _DEFINITION_ONLY:
+            if key in parsed.fields:
+                fields[key] = parsed.fields[key]
+            else:
+                fields.pop(key, None)
+    fields["state"] = "Running" if running else "Stopped"
+    fields["autostart"] = parsed.name in autostart
+    fields["uuid"] = parsed.uuid
+    for disk, path in parsed.disk_paths.items():
+        hit = volumes.get(path)
+        if hit is None:
+            continue
+        prefix = "disk" if parsed.kind == "Container" else f"disks[{disk}]"
+        fields[f"{prefix}.size"] = format_quantity(hit[1].capacity)
+        fields[f"{prefix}.pool"] = hit[0]
+    kind = parsed.kind or "VirtualMachine"
+    ref = ResourceRef(kind, parsed.name)
+    guaranteed, how = guarantee.observe(host, parsed, running, memory, fields)
+    objects[ref] = Observed(
+        ref,
+        fields,
+        parsed.stamp,
+        uuid=parsed.uuid,
+        running=running,
+        guaranteed_bytes=guaranteed,
+        memory_bytes=memory,
+        extra={"guarantee": how},
+    )
