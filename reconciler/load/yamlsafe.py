@@ -4,14 +4,16 @@ Built on libyaml's event stream rather than its composer. The composer recurses 
 on deep nesting), expands aliases (billion laughs) and resolves scalars with YAML 1.1 rules;
 here the nesting is bounded, anchors and tags are refused, and plain scalars are resolved with
 YAML 1.2 core rules, refusing every value that a YAML 1.1 tool would read differently.
+
+This module is the loader: the event loop that builds the data and its positions. The parts
+it applies live beside it: raw_document (the RawDocument it returns), yaml_text (decoding and
+checks of the raw text) and yaml_rules (how plain scalars resolve, and the hints).
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Final
 
 import yaml
@@ -27,6 +29,19 @@ from yaml.events import (
     StreamEndEvent,
 )
 
+from reconciler.load.raw_document import RawDocument
+from reconciler.load.yaml_rules import (
+    _HINT_ANCHOR,
+    _HINT_CONTROL,
+    _HINT_EMPTY,
+    _HINT_MAPPING,
+    _HINT_TAG,
+    _LONGEST_WORD,
+    _MAYBE_SPECIAL,
+    _Problem,
+    _resolve_plain,
+)
+from reconciler.load.yaml_text import _CONTENT_LINE, _FORBIDDEN_CHAR, _decode, _position
 from reconciler.model.diagnostics import Diagnostic, FieldPath, Mark, format_path
 
 __all__ = ["MAX_DEPTH", "MAX_DIAGNOSTICS_PER_FILE", "RawDocument", "parse_yaml"]
@@ -35,301 +50,6 @@ MAX_DEPTH: Final = 64
 # A hostile file can hold a million aliases in a few megabytes; past this many problems the
 # rest of the file adds noise, not information.
 MAX_DIAGNOSTICS_PER_FILE: Final = 1000
-
-
-@dataclass(slots=True)
-class RawDocument:
-    """One parsed YAML document whose root is a mapping, with the position of every node."""
-
-    file: str
-    index: int
-    mark: Mark
-    data: Any
-    marks: dict[FieldPath, Mark]
-    key_marks: dict[FieldPath, Mark]
-
-    def mark_for(self, path: FieldPath) -> Mark:
-        """The location of path, else of its closest ancestor that has one."""
-        marks = self.marks
-        while path:
-            found = marks.get(path)
-            if found is not None:
-                return found
-            path = path[:-1]
-        return marks.get((), self.mark)
-
-
-# --- hints and fixed messages ---------------------------------------------------------------------
-
-_HINT_QUOTE_BOOL = 'quote it ("...") if you mean a string, or write true/false'
-_HINT_QUOTE = 'quote it ("...") if you mean a string'
-_HINT_ANCHOR = "write the values out; recon does not expand anchors"
-_HINT_TAG = "remove the tag; recon manifests use no tags (quote the value to make it a string)"
-_HINT_MAPPING = (
-    "each document (documents are separated by ---) is one resource: a mapping with "
-    "apiVersion, kind, metadata and spec"
-)
-_HINT_CONTROL = "remove the character; binary data belongs base64-encoded in a string"
-_HINT_EMPTY = (
-    "add a resource (apiVersion, kind, metadata, spec), or remove the file from the manifest paths"
-)
-
-
-class _Problem:
-    """Why a plain scalar is refused; phrased to follow "plain scalar" or "mapping key 'x'"."""
-
-    __slots__ = ("hint", "what")
-
-    def __init__(self, what: str, hint: str) -> None:
-        self.what = what
-        self.hint = hint
-
-
-_P_BOOL11 = _Problem(
-    "would be read as a boolean by YAML 1.1 tools but as a string by YAML 1.2 tools",
-    _HINT_QUOTE_BOOL,
-)
-_P_OCTAL = _Problem(
-    "is a number with a leading zero, which YAML 1.1 tools would read as an octal number",
-    'quote it ("...") if you mean a string such as a file mode; for a number, drop the '
-    "leading zeros, or write octal with the 0o prefix",
-)
-_P_BINARY = _Problem(
-    "would be read as a binary number by YAML 1.1 tools but as a string by YAML 1.2 tools",
-    'quote it ("...") if you mean a string, or write the number in decimal or hexadecimal',
-)
-_P_SIGNED_HEX = _Problem(
-    "is a signed hexadecimal number, which YAML 1.1 tools would read as a number but YAML 1.2 "
-    "tools as a string",
-    'quote it ("...") if you mean a string, or write the number in decimal',
-)
-_P_SEXAGESIMAL = _Problem(
-    "would be read as a sexagesimal (base 60) number by YAML 1.1 tools",
-    'quote it ("...") if you mean a string, such as a time or a port mapping',
-)
-_P_TIMESTAMP = _Problem(
-    "would be read as a date or timestamp by YAML 1.1 tools",
-    'quote it ("...") to keep it a string',
-)
-_P_UNDERSCORE = _Problem(
-    "is a number with underscores, which YAML 1.1 tools would read as a number but YAML 1.2 "
-    "tools as a string",
-    'write the number without underscores, or quote it ("...") if you mean a string',
-)
-_P_INF_NAN = _Problem(
-    "is an infinite or not-a-number float (.inf, .nan); no manifest field accepts one",
-    'write a finite number, or quote it ("...") if you mean a string',
-)
-_P_INT_RANGE = _Problem(
-    "is an integer out of range; expected a signed 64-bit integer (-2^63 to 2^63-1)",
-    _HINT_QUOTE,
-)
-_P_FLOAT_RANGE = _Problem(
-    "is a number out of range for a 64-bit float",
-    _HINT_QUOTE,
-)
-_P_MERGE = _Problem("is the YAML 1.1 merge key, which recon does not support", _HINT_ANCHOR)
-
-
-# --- plain scalar resolution ----------------------------------------------------------------------
-
-_NULLS: Final = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOLS: Final = {
-    "true": True,
-    "True": True,
-    "TRUE": True,
-    "false": False,
-    "False": False,
-    "FALSE": False,
-}
-_BOOL11_WORDS: Final = frozenset({"yes", "no", "on", "off", "y", "n"})
-_LONGEST_WORD: Final = 5  # "false"; a longer plain scalar starting with a letter is a string
-# First characters with which a plain scalar can be anything but a string.
-_MAYBE_SPECIAL: Final = frozenset("0123456789+-.~<nNtTfFyYoO")
-
-_INT_DEC = re.compile(r"[-+]?[0-9]+")
-_INT_HEX = re.compile(r"0x[0-9a-fA-F]+")
-_INT_OCT = re.compile(r"0o[0-7]+")
-_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
-_INF_NAN = re.compile(r"[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
-_BINARY = re.compile(r"[-+]?0b[01_]+")
-_SIGNED_HEX = re.compile(r"[-+]0x[0-9a-fA-F_]+")
-_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
-# Broader than YAML 1.1's own pattern (one-digit month and day without a time) because other
-# 1.1-era parsers, Go's yaml.v2 among them, read those as dates too.
-_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?"
-    r"(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?"
-)
-_UNDERSCORE_NUMBER = re.compile(
-    r"[-+]?(?:0x[0-9a-fA-F_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?"
-    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)"
-)
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
-
-
-def _resolve_plain(value: str) -> Any:
-    """The value of a plain scalar, or the _Problem that makes it unacceptable."""
-    if value in _NULLS:
-        return None
-    boolean = _BOOLS.get(value)
-    if boolean is not None:
-        return boolean
-    first = value[0]
-    if first in "0123456789+-.":
-        return _resolve_number(value)
-    if len(value) <= 3 and value.lower() in _BOOL11_WORDS:
-        return _P_BOOL11
-    if value == "<<":
-        return _P_MERGE
-    return value
-
-
-def _resolve_number(value: str) -> Any:
-    if _INT_DEC.fullmatch(value):
-        digits = value.lstrip("+-")
-        if len(digits) > 1 and digits[0] == "0":
-            return _P_OCTAL
-        # int() of a huge digit string is quadratic (and refused past 4300 digits), so the
-        # range is judged by length first.
-        if len(digits) > 19:
-            return _P_INT_RANGE
-        number = int(value)
-        return number if _INT64_MIN <= number <= _INT64_MAX else _P_INT_RANGE
-    if _INT_HEX.fullmatch(value):
-        if len(value[2:].lstrip("0")) > 16:
-            return _P_INT_RANGE
-        number = int(value, 16)
-        return number if number <= _INT64_MAX else _P_INT_RANGE
-    if _INT_OCT.fullmatch(value):
-        if len(value[2:].lstrip("0")) > 22:
-            return _P_INT_RANGE
-        number = int(value[2:], 8)
-        return number if number <= _INT64_MAX else _P_INT_RANGE
-    if _FLOAT.fullmatch(value):
-        real = float(value)
-        return real if not math.isinf(real) else _P_FLOAT_RANGE
-    if _INF_NAN.fullmatch(value):
-        return _P_INF_NAN
-    if _BINARY.fullmatch(value):
-        return _P_BINARY
-    if _SIGNED_HEX.fullmatch(value):
-        return _P_SIGNED_HEX
-    if _SEXAGESIMAL.fullmatch(value):
-        return _P_SEXAGESIMAL
-    if _TIMESTAMP.fullmatch(value):
-        return _P_TIMESTAMP
-    if "_" in value and _UNDERSCORE_NUMBER.fullmatch(value):
-        return _P_UNDERSCORE
-    return value
-
-
-# --- raw text checks ------------------------------------------------------------------------------
-
-# C0 controls except tab, LF and CR; DEL; C1 controls; and the two non-characters libyaml
-# refuses with an error that would otherwise carry no line number.
-_FORBIDDEN_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
-_MAX_CHAR_DIAGNOSTICS: Final = 5
-_LINE_BREAK = re.compile("\r\n|[\r\n\u2028\u2029]")
-_UTF8_BOM: Final = b"\xef\xbb\xbf"
-# The first line holding something other than blanks or a comment.
-_CONTENT_LINE = re.compile(r"(?:^|(?<=\r))[ \t]*[^ \t\r\n#]", re.MULTILINE)
-
-
-def _position(text: str, index: int) -> Mark:
-    """1-based line and column of text[index], counting line breaks as libyaml does."""
-    line = 1
-    line_start = 0
-    for brk in _LINE_BREAK.finditer(text, 0, index):
-        line += 1
-        line_start = brk.end()
-    return Mark(line, index - line_start + 1)
-
-
-def _wide_encoding(content: bytes) -> str | None:
-    """The name of the encoding when the bytes look like UTF-16 or UTF-32, else None."""
-    if content.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
-        return "UTF-32"
-    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "UTF-16"
-    # Without a BOM, ASCII text (which manifests mostly are) leaves NULs at fixed offsets; the
-    # YAML spec detects encodings the same way. Requiring the pattern across a sample keeps a
-    # UTF-8 file with a stray NUL from being misnamed.
-    sample = content[:64]
-    sample = sample[: len(sample) - len(sample) % 4] if len(sample) >= 4 else sample
-    if len(sample) >= 4:
-        for offset in (0, 3):
-            others = [sample[i] for i in range(len(sample)) if i % 4 != offset]
-            if others.count(0) == len(others) and sample[offset::4].count(0) == 0:
-                return "UTF-32"
-    if len(sample) >= 2:
-        for parity in (0, 1):
-            nuls = sample[1 - parity :: 2]
-            chars = sample[parity::2]
-            if (
-                nuls[0] == 0
-                and nuls.count(0) * 2 >= len(nuls)
-                and chars.count(0) * 4 < max(len(chars), 1)
-            ):
-                return "UTF-16"
-    return None
-
-
-def _char_name(char: str) -> str:
-    code = ord(char)
-    if code == 0:
-        return "U+0000 (NUL)"
-    if code in (0xFFFE, 0xFFFF):
-        return f"U+{code:04X} (a non-character)"
-    return f"U+{code:04X} (a control character)"
-
-
-def _decode(content: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
-    wide = _wide_encoding(content)
-    if wide is not None:
-        return None, [
-            Diagnostic(
-                file,
-                None,
-                None,
-                f"file is {wide} encoded; recon reads UTF-8",
-                hint=f"convert it, e.g. iconv -f {wide} -t UTF-8 FILE > FILE.utf8",
-            )
-        ]
-    if content.startswith(_UTF8_BOM):
-        content = content[len(_UTF8_BOM) :]
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # Everything before the first bad byte decodes, which gives the column in characters.
-        good = content[: exc.start].decode("utf-8")
-        mark = _position(good, len(good))
-        return None, [
-            Diagnostic(
-                file,
-                mark.line,
-                mark.column,
-                "file is not valid UTF-8: found a byte sequence that is not UTF-8 here",
-                hint="recon reads UTF-8; convert the file, e.g. iconv -f LATIN1 -t UTF-8",
-            )
-        ]
-    diags: list[Diagnostic] = []
-    for found in _FORBIDDEN_CHAR.finditer(text):
-        if len(diags) == _MAX_CHAR_DIAGNOSTICS:
-            break
-        mark = _position(text, found.start())
-        diags.append(
-            Diagnostic(
-                file,
-                mark.line,
-                mark.column,
-                f"found character {_char_name(found.group())}; expected printable text",
-                hint=_HINT_CONTROL,
-            )
-        )
-    return text, diags
 
 
 # --- the event loop -------------------------------------------------------------------------------
