@@ -549,7 +549,7 @@ PROFILE_PHASES: list[tuple[str, str, str]] = [
     ("    libvirt.open (test driver parses host.xml)", "/libvirt.py", "open"),
     ("    _restore_autostart", "embedded.py", "_restore_autostart"),
     ("  observe (LibvirtProvider.observe)", "libvirt/provider.py", "observe"),
-    ("    parse_domain", "libvirt/xml.py", "parse_domain"),
+    ("    parse_domain", "libvirt/xml/domain.py", "parse_domain"),
     ("  make_plan", "engine/plan.py", "make_plan"),
     ("  apply_plan", "engine/apply.py", "apply_plan"),
     ("  EmbeddedHost.save (in apply, or when the pass ends)", "libvirt/embedded.py", "save"),

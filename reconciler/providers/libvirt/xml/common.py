@@ -1,0 +1,275 @@
+"""What every libvirt XML module shares: recon's namespace, names, element helpers, stamps."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Any
+from xml.etree import ElementTree as ET
+from xml.etree.ElementTree import Element
+
+from reconciler.model.kinds import NAME_PATTERN
+from reconciler.providers.base import Stamp
+
+NS = "http://recon.dev/xmlns/reconciler/v1"
+# Without this ElementTree invents "ns0:" prefixes; libvirt keeps whatever prefix it is given,
+# and "recon:" is what a person reading `virsh dumpxml` should see.
+ET.register_namespace("recon", NS)
+
+DISK_FORMATS = frozenset({"qcow2", "raw"})
+TEMPLATE_FORMATS = frozenset({"qcow2", "tar"})
+
+_NAME_RE = re.compile(NAME_PATTERN)
+_UNSAFE_MARKUP = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+# Characters XML 1.0 cannot carry at all; ElementTree would write them and produce a document
+# no parser accepts.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+# --- names ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiskVolume:
+    """Where a VM disk or a container root lives."""
+
+    pool: str
+    name: str
+    path: str
+    format: str
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME_RE.fullmatch(value):
+        raise ValueError(f"{what} {value!r} is not a valid name")
+    return value
+
+
+def volume_name(owner: str, disk: str, fmt: str) -> str:
+    # Volume names become file names on the host, and libvirt's test driver accepts
+    # "../../etc/evil": so every part is checked here, not trusted.
+    _check_name(owner, "owner")
+    _check_name(disk, "disk")
+    if fmt not in DISK_FORMATS:
+        raise ValueError(f"disk format {fmt!r} is not one of {sorted(DISK_FORMATS)}")
+    return f"{owner}-{disk}.{fmt}"
+
+
+def template_volume_name(template: str, fmt: str) -> str:
+    _check_name(template, "template")
+    if fmt not in TEMPLATE_FORMATS:
+        raise ValueError(f"template format {fmt!r} is not one of {sorted(TEMPLATE_FORMATS)}")
+    return f"template-{template}.{fmt}"
+
+
+def disk_name_from_path(owner: str, path: str) -> str | None:
+    """The disk name in a volume path made by volume_name, or None if it is not one of owner's."""
+    base = posixpath.basename(path)
+    prefix = f"{owner}-"
+    if not base.startswith(prefix):
+        return None
+    stem, dot, ext = base[len(prefix) :].rpartition(".")
+    if not dot or ext not in DISK_FORMATS or not _NAME_RE.fullmatch(stem):
+        return None
+    return stem
+
+
+# --- element helpers --------------------------------------------------------------------------
+
+
+def _check_text(value: str, what: str) -> str:
+    if _NOT_XML.search(value):
+        raise ValueError(f"{what} contains a character XML cannot carry")
+    return value
+
+
+def sub(parent: Element, tag: str, text: str | int | None = None, **attrs: str | int) -> Element:
+    """A child element; every value passes the XML character check first."""
+    elem = ET.SubElement(parent, tag)
+    for key, value in attrs.items():
+        elem.set(key, _check_text(str(value), f"attribute {key} of <{tag}>"))
+    if text is not None:
+        text = str(text)
+        # Parsers turn a literal CR in text into LF, so it would not come back as written.
+        if "\r" in text:
+            raise ValueError(f"text of <{tag}> contains a carriage return")
+        elem.text = _check_text(text, f"text of <{tag}>")
+    return elem
+
+
+def to_string(root: Element) -> str:
+    ET.indent(root, space="  ")
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def parse(xml_text: str, tag: str) -> Element:
+    if _UNSAFE_MARKUP.search(xml_text):
+        raise ValueError(f"refusing {tag} XML with a DOCTYPE or entity declaration")
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as exc:
+        raise ValueError(f"malformed {tag} XML: {exc}") from exc
+    if root.tag != tag:
+        raise ValueError(f"expected a <{tag}> document, got <{root.tag}>")
+    return root
+
+
+def _scale(unit: str | None, default: int) -> int:
+    """Bytes per unit, the way libvirt reads unit attributes (case-insensitive, KB=1000)."""
+    if not unit:
+        return default
+    lowered = unit.lower()
+    if lowered in ("b", "byte", "bytes"):
+        return 1
+    powers = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
+    if lowered[0] not in powers:
+        raise ValueError(f"unknown unit {unit!r}")
+    rest = lowered[1:]
+    if rest in ("", "ib"):
+        base = 1024
+    elif rest == "b":
+        base = 1000
+    else:
+        raise ValueError(f"unknown unit {unit!r}")
+    return int(base ** powers[lowered[0]])
+
+
+def amount(elem: Element | None, default_scale: int) -> int | None:
+    if elem is None or elem.text is None or not elem.text.strip():
+        return None
+    try:
+        value = int(elem.text.strip())
+    except ValueError as exc:
+        raise ValueError(f"<{elem.tag}> holds {elem.text!r}, not an integer") from exc
+    return value * _scale(elem.get("unit"), default_scale)
+
+
+def text_of(root: Element, path: str) -> str | None:
+    found = root.findtext(path)
+    return found.strip() if found is not None else None
+
+
+def required(root: Element, path: str) -> str:
+    found = text_of(root, path)
+    if not found:
+        raise ValueError(f"<{root.tag}> has no <{path}>")
+    return found
+
+
+# --- stamps -----------------------------------------------------------------------------------
+
+# One vocabulary for both forms: the element names of <recon:resource> are the JSON keys.
+_STAMP_KEYS = ("managed-by", "kind", "file", "spec-hash", "revision", "set", "applied")
+
+
+def dump_json(value: Any) -> str:
+    # ASCII-only: lone surrogates and control characters become \u escapes, which any XML
+    # carries unchanged.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def stamp_dict(stamp: Stamp, kind: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "managed-by": stamp.managed_by,
+        "kind": kind,
+        "file": stamp.file,
+        "spec-hash": stamp.spec_hash,
+        "set": stamp.set_name,
+        "applied": stamp.applied,
+    }
+    if stamp.revision is not None:
+        out["revision"] = stamp.revision
+    return out
+
+
+def stamp_from_dict(data: Any) -> tuple[str, Stamp] | None:
+    if not isinstance(data, dict):
+        return None
+    managed_by, kind, file, spec_hash, set_name, revision, applied = (
+        data.get(key)
+        for key in ("managed-by", "kind", "file", "spec-hash", "set", "revision", "applied")
+    )
+    if not (
+        isinstance(managed_by, str)
+        and isinstance(kind, str)
+        and isinstance(file, str)
+        and isinstance(spec_hash, str)
+        and isinstance(set_name, str)
+        and (revision is None or isinstance(revision, str))
+        and isinstance(applied, dict)
+    ):
+        return None
+    return kind, Stamp(
+        file=file,
+        spec_hash=spec_hash,
+        applied=applied,
+        revision=revision,
+        set_name=set_name,
+        managed_by=managed_by,
+    )
+
+
+def stamp_to_element(stamp: Stamp, kind: str) -> Element:
+    root = Element(f"{{{NS}}}resource")
+    data = stamp_dict(stamp, kind)
+    for key in _STAMP_KEYS:
+        if key in data:
+            value = data[key]
+            sub(root, f"{{{NS}}}{key}", dump_json(value) if key == "applied" else value)
+    return root
+
+
+def stamp_from_element(elem: Element) -> tuple[str, Stamp] | None:
+    """(kind, stamp) from a <recon:resource>, or None if it is not one or is damaged."""
+    # virDomain.metadata() hands back our element stripped of its namespace (the call is
+    # already scoped to NS), so the bare form is accepted too.
+    if elem.tag == f"{{{NS}}}resource":
+        prefix = f"{{{NS}}}"
+    elif elem.tag == "resource":
+        prefix = ""
+    else:
+        return None
+    data: dict[str, Any] = {}
+    for key in _STAMP_KEYS:
+        child = elem.find(prefix + key)
+        if child is not None:
+            data[key] = child.text or ""
+    try:
+        data["applied"] = json.loads(data["applied"])
+    except (KeyError, ValueError):
+        return None
+    return stamp_from_dict(data)
+
+
+def stamp_metadata_xml(stamp: Stamp, kind: str) -> str:
+    """The stamp as virDomainSetMetadata takes it: bare element names, which libvirt puts in
+    the namespace it is given (a prefixed element makes it fail)."""
+    root = Element("resource")
+    data = stamp_dict(stamp, kind)
+    for key in _STAMP_KEYS:
+        if key in data:
+            sub(root, key, dump_json(data[key]) if key == "applied" else data[key])
+    return ET.tostring(root, encoding="unicode")
+
+
+def stamp_to_json(stamp: Stamp, kind: str) -> str:
+    return dump_json(stamp_dict(stamp, kind))
+
+
+def stamp_from_json(text: str) -> tuple[str, Stamp] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return stamp_from_dict(data)
+
+
+def metadata_stamp(root: Element) -> tuple[str, Stamp] | None:
+    resource = root.find(f"metadata/{{{NS}}}resource")
+    return stamp_from_element(resource) if resource is not None else None
+
+
+def add_metadata(root: Element, stamp: Stamp, kind: str) -> None:
+    sub(root, "metadata").append(stamp_to_element(stamp, kind))
