@@ -600,7 +600,7 @@ PHASES: list[tuple[str, str, str]] = [
     ("imports (all modules, at any depth)", "<frozen importlib._bootstrap>", "_find_and_load"),
     ("load: read files + strict YAML (parse_yaml)", "reconciler/load/yamlsafe.py", "parse_yaml"),
     ("load: pydantic + cross checks (validate_documents)", "validate.py", "validate_documents"),
-    ("git revision (_revision, 2 subprocesses)", "reconciler/cli/main.py", "_revision"),
+    ("git revision (git_revision, 2 subprocesses)", "reconciler/cli/manifests.py", "git_revision"),
     ("open embedded host (EmbeddedHost.open)", "libvirt/embedded.py", "open"),
     ("  libvirt.open (test driver parses host.xml)", "/libvirt.py", "open"),
     ("  _restore_autostart (recon's element only)", "embedded.py", "_restore_autostart"),

@@ -477,7 +477,7 @@ def breakdown_one(
     out["  checks across the whole set (join_results)"] = whole
     revision = _first(window, "revision", load["t1"] - 1e-6, rec["t0"] + 1e-6)
     out["load -> pass starts"] = rec["t0"] - load["t1"]
-    out["  git revision (_revision: git rev-parse)"] = (
+    out["  git revision (git_revision: git rev-parse)"] = (
         revision["t1"] - revision["t0"] if revision else 0.0
     )
     saves = _inside(window, "save", rec)
@@ -543,7 +543,7 @@ PROFILE_PHASES: list[tuple[str, str, str]] = [
     ("  validate_documents (changed file only)", "load/validate.py", "validate_documents"),
     ("  join_results (checks across the whole set)", "load/validate.py", "join_results"),
     ("  read_sources (changed file only)", "load/sources.py", "read_sources"),
-    ("git revision (_revision)", "reconciler/cli/main.py", "_revision"),
+    ("git revision (git_revision)", "reconciler/cli/manifests.py", "git_revision"),
     ("reconcile (Controller.reconcile)", "control/loop.py", "reconcile"),
     ("  open embedded host (EmbeddedHost.open)", "libvirt/embedded.py", "open"),
     ("    libvirt.open (test driver parses host.xml)", "/libvirt.py", "open"),

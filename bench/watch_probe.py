@@ -109,7 +109,7 @@ def _profile_on() -> bool:
 
 
 def install() -> None:
-    # The pass as run_loop drives it: desired() (FileSet.load + _revision), then reconcile.
+    # The pass as run_loop drives it: desired() (FileSet.load + git_revision), then reconcile.
     found = _resolve("reconciler.control.desired:FileSet.load")
     if found is not None:
         owner, attr = found
@@ -164,14 +164,14 @@ def install() -> None:
         setattr(owner, attr, reconcile)
 
     for path, name in (
-        ("reconciler.cli.main:_revision", "revision"),
+        ("reconciler.cli.control_cmds:git_revision", "revision"),
         ("reconciler.control.desired:expand_paths", "load.expand"),
         ("reconciler.control.desired:read_sources", "load.parse_changed"),
         ("reconciler.control.desired:validate_documents", "load.validate"),
         ("reconciler.control.desired:join_results", "load.join"),
         ("reconciler.control.loop:Controller._pass", "pass"),
         ("reconciler.engine.lock:HostLock.acquire", "lock"),
-        ("reconciler.cli.control_cmds:open_provider", "open"),
+        ("reconciler.cli.host:open_provider", "open"),
         ("reconciler.providers.libvirt.embedded:EmbeddedHost.open", "open.embedded"),
         ("libvirt:open", "open.libvirt_open"),
         ("reconciler.providers.libvirt.embedded:EmbeddedHost._restore_autostart", "open.autostart"),

@@ -1,4 +1,8 @@
-"""`recon watch`, `recon sync` and `recon status`: the control loop from the command line."""
+"""`recon watch`, `recon sync` and `recon status`: the control loop from the command line.
+
+main.py imports this module only when one of these commands is named (it brings watchdog and
+prometheus_client); this module imports no other command module.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,16 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 
+from reconciler.cli.host import KeptHost, host_uri
 from reconciler.cli.logs import setup_logging
+from reconciler.cli.manifests import git_revision
 from reconciler.cli.output import print_json
 from reconciler.cli.render import table
 from reconciler.control.desired import Desired, FileSet
@@ -26,67 +30,12 @@ from reconciler.control.metrics import PrometheusMetrics
 from reconciler.control.queue import WorkQueue
 from reconciler.control.sources import FileWatcher, GitError, GitSource
 from reconciler.control.status import load_status, status_path
-from reconciler.engine.lock import HostLock
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.errors import ReconError
-from reconciler.providers.base import Provider
-from reconciler.providers.registry import open_provider
-
-
-def _host_uri(ctx: click.Context) -> str:
-    from reconciler.providers.libvirt.embedded import EmbeddedHost
-
-    uri: str | None = ctx.obj["uri"]
-    return uri or EmbeddedHost(ctx.obj["home"] / "host.xml").uri
-
 
 # A host change often comes as a few events (a domain stopped, then undefined): one pass.
 HOST_EVENT_DELAY = 0.1
-
-
-class KeptHost:
-    """The host a loop reconciles, opened once and kept open across passes while it stays
-    current: reopening the embedded host means the test driver parsing the whole node file
-    again (most of a pass at a thousand guests). Another process that writes the host
-    between two passes (`recon apply`, an operator's tool) makes it stale, and the next
-    pass opens it again. Every pass holds the host lock from its first read to its last
-    write, like `apply`, so other recon commands run between passes and see a consistent
-    host."""
-
-    def __init__(self, ctx: click.Context) -> None:
-        self.home: Path = ctx.obj["home"]
-        self.uri: str | None = ctx.obj["uri"]
-        self.lock_uri = _host_uri(ctx)
-        self.provider: Provider | None = None
-
-    def open(self) -> Provider:
-        """The kept provider, opened if there is none. Reading needs no lock (the node file
-        is replaced whole); whether what was read is still the host is checked under it."""
-        if self.provider is None:
-            self.provider = open_provider("libvirt", self.uri, self.home, reuse=True)
-        return self.provider
-
-    @contextmanager
-    def session(self) -> Iterator[Provider]:
-        with HostLock(self.home, self.lock_uri):
-            if self.provider is not None and not self.provider.current():
-                self.close()
-            provider = self.open()
-            try:
-                yield provider
-                provider.flush()
-            except BaseException:
-                # A pass that failed may have lost its connection, or left a change half
-                # seen: the next pass starts from a fresh look at the host.
-                self.close()
-                raise
-
-    def close(self) -> None:
-        provider, self.provider = self.provider, None
-        if provider is not None:
-            with suppress(ReconError, OSError):
-                provider.close()
 
 
 def loop_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -153,7 +102,7 @@ def _run(
         delete_volumes=kw["delete_volumes"],
         shutdown_timeout=kw["shutdown_timeout"],
     )
-    uri = _host_uri(ctx)
+    uri = host_uri(ctx)
     path = status_path(ctx.obj["home"], uri)
     status = load_status(path)
     status.host, status.source = uri, source
@@ -231,9 +180,7 @@ def watch(ctx: click.Context, /, paths: tuple[str, ...], debounce: float, **kw: 
     files = FileSet(paths)
 
     def desired() -> tuple[Desired, str | None]:
-        from reconciler.cli.main import _revision
-
-        return files.load(), _revision(paths)
+        return files.load(), git_revision(paths)
 
     def start_watcher(queue: WorkQueue, _stopping: threading.Event) -> Callable[[], None]:
         watcher = FileWatcher(paths, debounce, lambda: queue.add(SET_KEY))
@@ -333,7 +280,7 @@ def sync(
 def status(ctx: click.Context, output: str) -> None:
     """What the loop last saw: each resource Ready / Reconciling / Stalled / Drifted, with the
     reason, the last applied revision, the last error, and the last runs. Reads no host."""
-    data = load_status(status_path(ctx.obj["home"], _host_uri(ctx)))
+    data = load_status(status_path(ctx.obj["home"], host_uri(ctx)))
     if output == "json":
         print_json(data.to_json())
         return

@@ -1,0 +1,95 @@
+"""The host a command works on, as the global options (--connect, --home) name it.
+
+`open_host` opens it for one command and closes it after; `KeptHost` keeps it open across the
+passes of a loop (`recon watch`, `recon sync`). `host_uri` is the URI both lock it by. No
+command lives here: the command modules import this one, never the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from pathlib import Path
+
+import click
+
+from reconciler.cli.output import fail
+from reconciler.engine.lock import HostLock
+from reconciler.model.errors import ReconError
+from reconciler.providers.base import Provider
+from reconciler.providers.registry import open_provider
+
+
+def host_uri(ctx: click.Context) -> str:
+    """The host's URI: --connect, or the embedded host's in --home. The host lock and the
+    loop's status file are keyed by it."""
+    from reconciler.providers.libvirt.embedded import EmbeddedHost
+
+    uri: str | None = ctx.obj["uri"]
+    return uri or EmbeddedHost(ctx.obj["home"] / "host.xml").uri
+
+
+@contextmanager
+def open_host(ctx: click.Context, *, lock: bool) -> Iterator[Provider]:
+    """The host, open for one command; exits 2 when it cannot be opened."""
+    home: Path = ctx.obj["home"]
+    uri: str | None = ctx.obj["uri"]
+    guard: AbstractContextManager[object] = nullcontext()
+    if lock:
+        # Taken before the host is opened and released after it is closed: the embedded host
+        # is read when opened and written when closed, so a run that read it before another
+        # run's last write would write the old state back over that run's work.
+        guard = HostLock(home, host_uri(ctx))
+    with guard:
+        try:
+            provider = open_provider("libvirt", uri, home)
+        except ReconError as exc:
+            fail(str(exc), exc.hint or "check --connect and that libvirtd is running", code=2)
+        try:
+            yield provider
+        finally:
+            provider.close()
+
+
+class KeptHost:
+    """The host a loop reconciles, opened once and kept open across passes while it stays
+    current: reopening the embedded host means the test driver parsing the whole node file
+    again (most of a pass at a thousand guests). Another process that writes the host
+    between two passes (`recon apply`, an operator's tool) makes it stale, and the next
+    pass opens it again. Every pass holds the host lock from its first read to its last
+    write, like `apply`, so other recon commands run between passes and see a consistent
+    host."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        self.home: Path = ctx.obj["home"]
+        self.uri: str | None = ctx.obj["uri"]
+        self.lock_uri = host_uri(ctx)
+        self.provider: Provider | None = None
+
+    def open(self) -> Provider:
+        """The kept provider, opened if there is none. Reading needs no lock (the node file
+        is replaced whole); whether what was read is still the host is checked under it."""
+        if self.provider is None:
+            self.provider = open_provider("libvirt", self.uri, self.home, reuse=True)
+        return self.provider
+
+    @contextmanager
+    def session(self) -> Iterator[Provider]:
+        with HostLock(self.home, self.lock_uri):
+            if self.provider is not None and not self.provider.current():
+                self.close()
+            provider = self.open()
+            try:
+                yield provider
+                provider.flush()
+            except BaseException:
+                # A pass that failed may have lost its connection, or left a change half
+                # seen: the next pass starts from a fresh look at the host.
+                self.close()
+                raise
+
+    def close(self) -> None:
+        provider, self.provider = self.provider, None
+        if provider is not None:
+            with suppress(ReconError, OSError):
+                provider.close()

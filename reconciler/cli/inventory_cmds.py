@@ -1,0 +1,165 @@
+"""`recon get` and `recon delete`: what is on the host, listed by kind and name (guests,
+pools, networks, templates, managed or not), and deleting what recon created.
+
+main.py adds these commands to `recon`; this module imports no other command module.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import yaml
+
+from reconciler.cli.host import open_host
+from reconciler.cli.manifests import FILES_HELP, load_refs
+from reconciler.cli.output import fail, print_json
+from reconciler.cli.render import echo_err, render_change, render_inventory, render_result
+from reconciler.engine.apply import apply_plan
+from reconciler.load.graph import sort_key
+from reconciler.model.errors import ReconError
+from reconciler.model.kinds import KINDS
+from reconciler.model.plan import Action, Change, Disruption, Plan
+from reconciler.model.refs import ResourceRef
+from reconciler.providers.base import ApplyContext, Observation
+
+# KIND as `get` and `delete KIND NAME` take it, in any case: a kind, its plural, a short name.
+KIND_ALIASES = {
+    **{k.lower(): k for k in KINDS},
+    **{k.lower() + "s": k for k in KINDS},
+    "vm": "VirtualMachine",
+    "vms": "VirtualMachine",
+    "ct": "Container",
+    "cts": "Container",
+    "pool": "StoragePool",
+    "pools": "StoragePool",
+    "net": "Network",
+    "nets": "Network",
+    "networks": "Network",
+    "network": "Network",
+    "tmpl": "Template",
+}
+
+
+def _select(observation: Observation, kind: str | None, name: str | None) -> list[Any]:
+    objects = [o for o in observation.objects.values() if o.ref.kind != "HostPolicy"]
+    if kind:
+        resolved = KIND_ALIASES.get(kind.lower())
+        if resolved is None:
+            fail(f"unknown kind '{kind}'", "one of: " + ", ".join(KINDS), code=2)
+        objects = [o for o in objects if o.ref.kind == resolved]
+    if name:
+        objects = [o for o in objects if o.ref.name == name]
+        if not objects:
+            fail(f"{kind}/{name} not found on the host", code=1)
+    return sorted(objects, key=lambda o: sort_key(o.ref))
+
+
+@click.command()
+@click.argument("kind", required=False)
+@click.argument("name", required=False)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "wide", "yaml", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.pass_context
+def get(ctx: click.Context, kind: str | None, name: str | None, output: str) -> None:
+    """List what is on the host: guests, pools, networks, templates (managed or not)."""
+    with open_host(ctx, lock=False) as provider:
+        observation = provider.observe()
+    objects = _select(observation, kind, name)
+    if output in ("table", "wide"):
+        click.echo(render_inventory(observation, objects, wide=output == "wide"))
+        return
+    data = [
+        {
+            "kind": o.ref.kind,
+            "name": o.ref.name,
+            "uuid": o.uuid,
+            "managed": o.owned,
+            "running": o.running,
+            "fields": o.fields,
+            "guaranteedBytes": o.guaranteed_bytes,
+            "stamp": None
+            if o.stamp is None
+            else {
+                "file": o.stamp.file,
+                "specHash": o.stamp.spec_hash,
+                "revision": o.stamp.revision,
+                "set": o.stamp.set_name,
+            },
+        }
+        for o in objects
+    ]
+    if output == "json":
+        print_json(data)
+    else:
+        click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+
+
+@click.command()
+@click.argument("kind", required=False)
+@click.argument("name", required=False)
+@click.option("-f", "--filename", "paths", multiple=True, help=FILES_HELP)
+@click.option("--delete-volumes", is_flag=True, help="Also delete the guests' disks.")
+@click.option("--ignore-not-found", is_flag=True, help="Exit 0 when something is not there.")
+@click.pass_context
+def delete(
+    ctx: click.Context,
+    kind: str | None,
+    name: str | None,
+    paths: tuple[str, ...],
+    delete_volumes: bool,
+    ignore_not_found: bool,
+) -> None:
+    """Delete what the manifests (or KIND NAME) name. Only objects recon created."""
+    if paths:
+        refs = load_refs(paths)
+    elif kind and name:
+        resolved = KIND_ALIASES.get(kind.lower())
+        if resolved is None:
+            fail(f"unknown kind '{kind}'", "one of: " + ", ".join(KINDS), code=2)
+        refs = [ResourceRef(resolved, name)]
+    else:
+        fail("say what to delete: -f PATH, or KIND NAME", code=2)
+    try:
+        with open_host(ctx, lock=True) as provider:
+            observation = provider.observe()
+            changes = []
+            missing = 0
+            for ref in sorted(refs, key=sort_key, reverse=True):
+                obs = observation.objects.get(ref)
+                if ref.kind == "HostPolicy" or obs is None:
+                    echo_err(f"{ref}: not on the host")
+                    missing += ref.kind != "HostPolicy"
+                    continue
+                if not obs.owned:
+                    fail(f"{ref} was not created by recon; left untouched", code=1)
+                changes.append(
+                    Change(
+                        ref,
+                        Action.DELETE,
+                        Disruption.REPLACE,
+                        (),
+                        "delete",
+                        obs.stamp.file if obs.stamp else None,
+                    )
+                )
+            plan = Plan(changes=changes, host=observation.host.uri)
+            for change in changes:
+                echo_err("\n".join(render_change(change)))
+            context = ApplyContext(
+                resources={},
+                observation=observation,
+                delete_volumes=delete_volumes,
+                progress=echo_err,
+            )
+            result = apply_plan(plan, [], provider, context)
+    except ReconError as exc:
+        fail(str(exc), exc.hint, code=1)
+    click.echo(render_result(result))
+    sys.exit(0 if result.ok and (missing == 0 or ignore_not_found) else 1)

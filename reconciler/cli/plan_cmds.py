@@ -1,0 +1,280 @@
+"""`recon diff` and `recon apply`: the plan that makes the host match the manifests, shown,
+saved (`diff --out PLAN.json`) and applied (from manifests, or from a saved plan once the host
+is checked to be as the plan saw it).
+
+main.py adds these commands to `recon`; this module imports no other command module.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.host import open_host
+from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources
+from reconciler.cli.output import fail, print_json
+from reconciler.cli.render import echo_err, render_admission, render_plan, render_result
+from reconciler.engine.apply import apply_plan
+from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
+from reconciler.model.errors import ReconError
+from reconciler.model.kinds import KINDS
+from reconciler.model.plan import Action, Change, Plan
+from reconciler.model.refs import ResourceRef
+from reconciler.model.resource import Resource
+from reconciler.providers.base import ApplyContext, Observation
+
+
+def _plan_or_fail(
+    resources: Sequence[Resource], observation: Observation, options: PlanOptions, code: int
+) -> Plan:
+    """code: the exit code of a refused plan (diff: 2, apply: 1, as the README says)."""
+    try:
+        return make_plan(resources, observation, options)
+    except AdmissionError as exc:
+        echo_err(render_admission(exc))
+        fail(str(exc), exc.hint, code=code)
+    except ReconError as exc:
+        fail(str(exc), exc.hint, code=code)
+
+
+def _plan_json(plan: Plan, resources: Sequence[Resource], set_name: str) -> dict[str, Any]:
+    data = plan.to_json()
+    data["recon-plan"] = 1
+    # The set the plan was made for: what it creates must be stamped with it, or a later
+    # `apply --prune` of another set would count those objects as its own.
+    data["set"] = set_name
+    data["resources"] = [
+        {
+            "file": r.file,
+            "line": r.line,
+            "manifest": r.manifest.model_dump(mode="json", by_alias=True, exclude_unset=True),
+        }
+        for r in resources
+    ]
+    return data
+
+
+def _plan_from_json(data: dict[str, Any]) -> tuple[Plan, list[Resource]]:
+    resources = []
+    for item in data["resources"]:
+        manifest = KINDS[item["manifest"]["kind"]].model_validate(item["manifest"])
+        resources.append(Resource(manifest, item["file"], item["line"]))
+    plan = Plan(
+        changes=[Change.from_json(c) for c in data["changes"]],
+        unchanged=[ResourceRef.parse(r) for r in data["unchanged"]],
+        fingerprint=data["fingerprint"],
+        revision=data.get("revision"),
+        host=data["host"],
+        warnings=data.get("warnings", []),
+    )
+    return plan, resources
+
+
+def _saved_plan(paths: Sequence[str]) -> dict[str, Any] | None:
+    if len(paths) != 1 or not paths[0].endswith(".json") or not Path(paths[0]).is_file():
+        return None
+    try:
+        data = json.loads(Path(paths[0]).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        fail(f"{paths[0]}: not a readable plan file", code=2)
+    if not isinstance(data, dict) or data.get("recon-plan") != 1:
+        fail(f"{paths[0]}: not a plan saved by `recon diff --out`", code=2)
+    return data
+
+
+prune_option = click.option(
+    "--prune", is_flag=True, help="Delete objects recon owns in this set that no manifest names."
+)
+set_option = click.option(
+    "--set",
+    "set_name",
+    default="default",
+    show_default=True,
+    help="The named set these manifests form (scope of --prune).",
+)
+empty_option = click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Allow an empty desired set (with --prune: delete everything in the set).",
+)
+adopt_option = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over existing objects with wanted names that recon did not create.",
+)
+
+
+@click.command()
+@click.option("-f", "--filename", "paths", multiple=True, required=True, help=FILES_HELP)
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan (JSON) for a later `recon apply -f PLAN.json`.",
+)
+@prune_option
+@set_option
+@empty_option
+@adopt_option
+@click.pass_context
+def diff(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    output: str,
+    out_file: Path | None,
+    prune: bool,
+    set_name: str,
+    allow_empty: bool,
+    adopt: bool,
+) -> None:
+    """Show what apply would change, field by field, with its disruption class.
+
+    Exits 0 when the host matches, 1 when there are changes, 2 or more on errors.
+    """
+    resources = load_resources(paths, allow_empty=allow_empty)
+    options = PlanOptions(
+        prune=prune,
+        set_name=set_name,
+        allow_empty=allow_empty,
+        adopt=adopt,
+        revision=git_revision(paths),
+    )
+    with open_host(ctx, lock=False) as provider:
+        plan = _plan_or_fail(resources, provider.observe(), options, code=2)
+    if out_file is not None:
+        out_file.write_text(json.dumps(_plan_json(plan, resources, set_name), indent=2) + "\n")
+        echo_err(f"plan saved to {out_file}")
+    if output == "json":
+        print_json(plan.to_json())
+    else:
+        click.echo(render_plan(plan))
+    sys.exit(0 if plan.empty else 1)
+
+
+@click.command()
+@click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    help=FILES_HELP + " Or a plan saved by `recon diff --out`.",
+)
+@prune_option
+@set_option
+@empty_option
+@adopt_option
+@click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
+@click.option(
+    "--allow-replace", is_flag=True, help="Allow changes that destroy and recreate objects."
+)
+@click.option(
+    "--delete-volumes", is_flag=True, help="With --prune: also delete the disks of pruned guests."
+)
+@click.option(
+    "--shutdown-timeout",
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for a clean guest shutdown before forcing it off.",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    prune: bool,
+    set_name: str,
+    allow_empty: bool,
+    adopt: bool,
+    dry_run: bool,
+    allow_replace: bool,
+    delete_volumes: bool,
+    shutdown_timeout: float,
+    output: str,
+) -> None:
+    """Make the host match the manifests (or a saved plan). Exits 0 on success, 1 if not."""
+    saved = _saved_plan(paths)
+    if saved is None:
+        resources = load_resources(paths, allow_empty=allow_empty)
+        revision = git_revision(paths)
+    else:
+        plan, resources = _plan_from_json(saved)
+        revision = plan.revision
+        set_name = saved.get("set", set_name)
+    options = PlanOptions(
+        prune=prune, set_name=set_name, allow_empty=allow_empty, adopt=adopt, revision=revision
+    )
+    try:
+        with open_host(ctx, lock=not dry_run) as provider:
+            observation = provider.observe()
+            if saved is None:
+                plan = _plan_or_fail(resources, observation, options, code=1)
+            elif plan.host and plan.host != observation.host.uri:
+                fail(
+                    f"this plan was made for {plan.host}, not {observation.host.uri}",
+                    "apply it with the --connect it was made with",
+                    code=1,
+                )
+            elif observation.fingerprint() != plan.fingerprint:
+                fail(
+                    "the host changed since this plan was made; it was not applied",
+                    "run `recon diff --out` again and review the new plan",
+                    code=1,
+                )
+            if output == "text":
+                echo_err(render_plan(plan))
+            replaces = [c for c in plan.changes if c.action is Action.REPLACE]
+            if replaces and not allow_replace and not dry_run:
+                fail(
+                    "the plan replaces "
+                    + ", ".join(str(c.ref) for c in replaces)
+                    + "; nothing was applied",
+                    "review it, then pass --allow-replace",
+                    code=1,
+                )
+            if dry_run or plan.empty:
+                if output == "json":
+                    print_json({"plan": plan.to_json(), "applied": []})
+                sys.exit(0)
+            context = ApplyContext(
+                resources={r.ref: r for r in resources},
+                observation=observation,
+                revision=revision,
+                set_name=set_name,
+                delete_volumes=delete_volumes,
+                shutdown_timeout=shutdown_timeout,
+                progress=echo_err,
+            )
+            result = apply_plan(plan, resources, provider, context)
+    except ReconError as exc:
+        fail(str(exc), exc.hint, code=1)
+    if output == "json":
+        print_json(
+            {
+                "plan": plan.to_json(),
+                "applied": [
+                    {"resource": str(c.ref), "action": c.action.value, "detail": d}
+                    for c, d in result.applied
+                ],
+                "failed": None
+                if result.failed is None
+                else {"resource": str(result.failed[0].ref), "error": result.failed[1]},
+                "skipped": [str(c.ref) for c in result.skipped],
+                "summary": result.summary(),
+            }
+        )
+    else:
+        for change, detail in result.applied:
+            echo_err(f"{change.action.symbol} {change.ref}: {detail}")
+        click.echo(render_result(result))
+    sys.exit(0 if result.ok else 1)
