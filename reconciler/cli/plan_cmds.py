@@ -212,7 +212,12 @@ def apply(
         revision = plan.revision
         set_name = saved.get("set", set_name)
     options = PlanOptions(
-        prune=prune, set_name=set_name, allow_empty=allow_empty, adopt=adopt, revision=revision
+        prune=prune,
+        set_name=set_name,
+        allow_empty=allow_empty,
+        adopt=adopt,
+        revision=revision,
+        delete_volumes=delete_volumes,
     )
     try:
         with open_host(ctx, lock=not dry_run) as provider:

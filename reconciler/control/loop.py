@@ -174,6 +174,7 @@ class Controller:
             set_name=self.options.set_name,
             allow_empty=self.options.allow_empty,
             revision=revision,
+            delete_volumes=self.options.delete_volumes,
             fingerprint=False,
         )
         with self.session() as provider:

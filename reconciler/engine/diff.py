@@ -136,6 +136,13 @@ class DiffResult:
     unsupported: list[str] = field(default_factory=list)
 
 
+def _item_gone(path: str, desired: Fields) -> bool:
+    """Whether the list item a field belongs to is gone from the manifest (every field of it
+    is None), rather than one field of it dropped (a disk that loses its `template`)."""
+    item = path[: path.index("]") + 1]
+    return not any(k.startswith(item) and v is not None for k, v in desired.items())
+
+
 def classify(
     kind: str,
     path: str,
@@ -146,7 +153,7 @@ def classify(
     capabilities: dict[str, bool],
 ) -> Disruption:
     base = _base(path)
-    if after is None and base.startswith(("disks[]", "interfaces[]")):
+    if after is None and base.startswith(("disks[]", "interfaces[]")) and _item_gone(path, desired):
         # A disk or interface removed: detached at the next start; its volume is kept.
         return Disruption.RESTART if observed.running else Disruption.NONE
     if before is None and base in ("disks[].size", "disks[].pool"):

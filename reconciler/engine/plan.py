@@ -25,6 +25,8 @@ class PlanOptions:
     allow_empty: bool = False
     adopt: bool = False
     revision: str | None = None
+    # With prune: the disks of pruned guests go too, so a pool they alone filled can go.
+    delete_volumes: bool = False
     # The observation's fingerprint, which a saved plan carries: a control loop applies
     # its plans at once and does not need one.
     fingerprint: bool = True
@@ -132,6 +134,7 @@ def make_plan(
         )
     changes = result.changes
     deletes: list[Change] = []
+    spared: list[str] = []
     if options.prune:
         if not observation.complete:
             raise PlanRefused(
@@ -139,6 +142,7 @@ def make_plan(
                 "fix the observation errors above and run again",
             )
         deletes = prune_candidates(resources, observation, options.set_name)
+        deletes, spared = _spare_in_use(deletes, observation, options.delete_volumes)
     # Ordered among themselves: what does not change is already on the host.
     changing = {c.ref for c in changes}
     order = {
@@ -147,7 +151,7 @@ def make_plan(
     changes.sort(key=lambda c: order.get(c.ref, len(order)))
     deletes.sort(key=lambda c: sort_key(c.ref), reverse=True)
     holders, capacity, promised, mode = admission(resources, observation, {c.ref for c in deletes})
-    warnings = list(result.unsupported)
+    warnings = list(result.unsupported) + spared
     if promised > capacity:
         if mode == "Refuse":
             raise AdmissionError(capacity, promised, holders)
@@ -163,6 +167,44 @@ def make_plan(
         revision=options.revision,
         host=observation.host.uri,
         warnings=warnings,
+    )
+
+
+def _spare_in_use(
+    deletes: list[Change], observation: Observation, delete_volumes: bool
+) -> tuple[list[Change], list[str]]:
+    """A prune leaves alone what the host still needs: a pool that holds volumes, a template
+    whose image backs a volume. The plan says so instead of failing, and the rest goes on.
+    What the plan's own deletes take with them does not count: a pruned template's image,
+    and the disks of pruned guests with --delete-volumes."""
+    kept: list[Change] = []
+    notes: list[str] = []
+    freed: set[str] = set()
+    rank = {"VirtualMachine": 0, "Container": 0, "Template": 1, "StoragePool": 2}
+    for change in sorted(deletes, key=lambda c: rank.get(c.ref.kind, 0)):
+        obs = observation.objects[change.ref]
+        left = [p for p in obs.in_use_by if p not in freed]
+        if left:
+            notes.append(_in_use_note(change.ref, left))
+            continue
+        kept.append(change)
+        if change.ref.kind not in GUESTS or delete_volumes:
+            freed.update(obs.volumes)
+    return kept, notes
+
+
+def _in_use_note(ref: ResourceRef, paths: list[str]) -> str:
+    names = ", ".join(p.rsplit("/", 1)[-1] for p in paths[:3])
+    if len(paths) > 3:
+        names += f" and {len(paths) - 3} more"
+    if ref.kind == "Template":
+        return (
+            f"{ref} is not pruned: its image is the backing file of {names}; "
+            "delete those disks first (prune their guests with --delete-volumes)"
+        )
+    return (
+        f"{ref} is not pruned: it still holds {names}; "
+        "prune with --delete-volumes to delete the disks of pruned guests"
     )
 
 

@@ -46,6 +46,11 @@ class Observed:
     guaranteed_bytes: int = 0
     memory_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # Paths of what on the host still needs this object (a pool's volumes, the volumes backed
+    # by a template's image): a prune leaves it alone while any is left.
+    in_use_by: tuple[str, ...] = ()
+    # Paths of the volumes a delete with --delete-volumes removes with it (a guest's disks).
+    volumes: tuple[str, ...] = ()
 
     @property
     def owned(self) -> bool:
@@ -70,6 +75,18 @@ class Observation:
     objects: dict[ResourceRef, Observed]
     # False when part of the host could not be read: the planner then refuses to prune.
     complete: bool = True
+    _users: dict[str, list[ResourceRef]] | None = field(default=None, repr=False, compare=False)
+
+    def users_of(self, path: str) -> list[ResourceRef]:
+        """The guests whose disks or filesystems are the file at path (from each guest's
+        extra["sources"]), whoever manages them."""
+        if self._users is None:
+            users: dict[str, list[ResourceRef]] = {}
+            for ref, obs in self.objects.items():
+                for source in obs.extra.get("sources", ()):
+                    users.setdefault(source, []).append(ref)
+            self._users = users
+        return self._users.get(path, [])
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()

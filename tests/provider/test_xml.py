@@ -275,7 +275,7 @@ def test_container_round_trip(conn: Any) -> None:
         assert_fields_match(manifest, parsed.fields)
         assert parsed.kind == "Container"
         assert parsed.stamp == stamp
-        assert parsed.disk_paths == {"root": f"{POOL_DIR}/cache-1-root.raw"}
+        assert parsed.disk_paths == {"root": f"{POOL_DIR}/cache-1_root.raw"}
         assert parsed.guarantee_bytes == 128 * 1024**2
 
 
@@ -649,7 +649,7 @@ def test_volume_round_trip(conn: Any) -> None:
     )
     parsed = lx.parse_volume(vol.XMLDesc(0))
     assert (parsed.name, parsed.path, parsed.capacity, parsed.format, parsed.backing_path) == (
-        "web-1-root.qcow2",
+        "web-1_root.qcow2",
         vol.path(),
         10 * 1024**3,
         "qcow2",
@@ -701,8 +701,18 @@ def test_volume_names_must_be_plain(name: str) -> None:
 )
 def test_volume_name_inverse(owner: str, disk: str, fmt: str) -> None:
     name = lx.volume_name(owner, disk, fmt)
-    assert name == f"{owner}-{disk}.{fmt}"
+    assert name == f"{owner}_{disk}.{fmt}"
     assert lx.disk_name_from_path(owner, f"/pools/x/{name}") == disk
+    # A volume named before the "_" separator is still its guest's.
+    assert lx.disk_name_from_path(owner, f"/pools/x/{owner}-{disk}.{fmt}") == disk
+
+
+def test_volume_names_of_different_guests_never_collide() -> None:
+    # Under "<guest>-<disk>" these were one file each: db-x-data, template-debian-12-base.
+    assert lx.volume_name("db", "x-data", "qcow2") != lx.volume_name("db-x", "data", "qcow2")
+    assert lx.volume_name("template", "debian-12-base", "qcow2") != lx.template_volume_name(
+        "debian-12-base", "qcow2"
+    )
 
 
 @pytest.mark.parametrize(
@@ -710,6 +720,8 @@ def test_volume_name_inverse(owner: str, disk: str, fmt: str) -> None:
     [
         ("web-1", "/p/web-2-root.qcow2"),
         ("web", "/p/web-1-root.qcow2"),
+        ("web", "/p/web-1_root.qcow2"),
+        ("db", "/p/db-x_data.qcow2"),
         ("web-1", "/p/web-1-root.img"),
         ("web-1", "/p/web-1-.qcow2"),
         ("web-1", "/p/web-1root.raw"),

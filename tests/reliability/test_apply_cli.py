@@ -310,7 +310,7 @@ def test_adding_a_disk_restarts_the_guest_and_keeps_it(recon: Recon, applied: Pa
     assert "disks[logs].size: (none) -> 1Gi  (restart)" in pending.stdout
     assert "cannot change it" not in output(pending)
     recon.ok("apply", "-f", applied)
-    assert "db-1-logs.qcow2" in pool_volumes(recon)
+    assert "db-1_logs.qcow2" in pool_volumes(recon)
     db_1 = recon.objects()["VirtualMachine/db-1"]
     assert (db_1["uuid"], db_1["fields"]["disks[logs].size"]) == (uuid, "1Gi")
     assert recon("diff", "-f", applied).returncode == 0
@@ -385,7 +385,7 @@ def test_prune_deletes_the_guest_whose_manifest_is_gone_and_keeps_its_volumes(
     result = recon.ok("apply", "--prune", "-f", applied)
     assert "- VirtualMachine/db-1: deleted (volumes kept)" in result.stderr
     assert set(recon.objects()) == EVERYTHING - {"VirtualMachine/db-1"}
-    assert {"db-1-root.qcow2", "db-1-data.qcow2"} <= pool_volumes(recon)
+    assert {"db-1_root.qcow2", "db-1_data.qcow2"} <= pool_volumes(recon)
     assert recon("diff", "--prune", "-f", applied).returncode == 0
 
 
@@ -393,8 +393,8 @@ def test_prune_with_delete_volumes_deletes_the_disks_too(recon: Recon, applied: 
     (applied / "vms" / "db-1.yaml").unlink()
     recon.ok("apply", "--prune", "--delete-volumes", "-f", applied)
     volumes = pool_volumes(recon)
-    assert not {"db-1-root.qcow2", "db-1-data.qcow2"} & volumes
-    assert "web-1-root.qcow2" in volumes
+    assert not {"db-1_root.qcow2", "db-1_data.qcow2"} & volumes
+    assert "web-1_root.qcow2" in volumes
 
 
 def test_prune_leaves_objects_of_another_set_alone(
@@ -450,7 +450,7 @@ def test_delete_by_kind_and_name_deletes_that_guest_only(recon: Recon, applied: 
     assert result.returncode == 0, output(result)
     assert "1 deleted" in result.stdout
     assert set(recon.objects()) == EVERYTHING - {"VirtualMachine/web-1"}
-    assert "web-1-root.qcow2" in pool_volumes(recon)
+    assert "web-1_root.qcow2" in pool_volumes(recon)
 
 
 def test_delete_by_file_deletes_what_the_file_names(recon: Recon, applied: Path) -> None:

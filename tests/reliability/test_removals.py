@@ -41,7 +41,7 @@ def test_removing_a_disk_detaches_it_and_keeps_its_volume(
     fields = recon.objects()["VirtualMachine/db-1"]["fields"]
     assert "disks[data].size" not in fields and fields["disks[root].size"] == "20Gi"
     with other_tool(recon.host_xml) as conn:
-        assert "db-1-data.qcow2" in conn.storagePoolLookupByName("default").listVolumes()
+        assert "db-1_data.qcow2" in conn.storagePoolLookupByName("default").listVolumes()
     assert recon("diff", "-f", applied).returncode == 0
 
 
@@ -49,7 +49,7 @@ def test_a_disk_volume_deleted_behind_recons_back_is_drift(
     recon: Recon, applied: Path, other_tool: OtherTool
 ) -> None:
     with other_tool(recon.host_xml) as conn:
-        conn.storagePoolLookupByName("default").storageVolLookupByName("db-1-data.qcow2").delete()
+        conn.storagePoolLookupByName("default").storageVolLookupByName("db-1_data.qcow2").delete()
     change = _plan(recon, applied)["VirtualMachine/db-1"]
     fields = {f["path"]: f for f in change["fields"]}  # type: ignore[union-attr]
     assert fields["disks[data].size"]["before"] is None

@@ -159,7 +159,7 @@ class LibvirtProvider:
             )
             objects: dict[ResourceRef, Observed] = {}
             seen = storage.observe(self.host, objects, self._volumes)
-            templates.observe(seen.pools, objects)
+            templates.observe(seen, objects)
             networks.observe(self.host, objects)
             guest_observe.observe(self.host, objects, seen.by_path, self._domains)
             objects[host_policy.HOST_POLICY] = host_policy.observe(self.host, stats)

@@ -37,17 +37,11 @@ VolumeCache = dict[str, list[lx.ParsedVolume]]
 
 
 @dataclass(frozen=True, slots=True)
-class PoolSeen:
-    parsed: lx.ParsedPool
-    volume_names: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
 class StorageSeen:
     """What one observation read of the host's storage: each pool, and every volume by its
     path (how a guest's disk is matched to its pool and size)."""
 
-    pools: list[PoolSeen]
+    pools: list[lx.ParsedPool]
     by_path: dict[str, tuple[str, lx.ParsedVolume]]
 
 
@@ -70,20 +64,25 @@ def _observe_pool(
     objects: dict[ResourceRef, Observed],
     by_path: dict[str, tuple[str, lx.ParsedVolume]],
     kept: VolumeCache | None,
-) -> PoolSeen:
+) -> lx.ParsedPool:
     parsed = lx.parse_pool(pool_xml(host, pool))
     fields = dict(parsed.fields)
     fields["autostart"] = bool(pool.autostart())
     ref = ResourceRef("StoragePool", parsed.name)
-    objects[ref] = Observed(
-        ref, fields, parsed.stamp, uuid=parsed.uuid, extra={"templates": parsed.templates}
-    )
-    names: set[str] = set()
+    paths: list[str] = []
     if pool.isActive():
         for pv in _pool_volumes(pool, parsed.name, kept):
             by_path[pv.path] = (parsed.name, pv)
-            names.add(pv.name)
-    return PoolSeen(parsed, frozenset(names))
+            paths.append(pv.path)
+    objects[ref] = Observed(
+        ref,
+        fields,
+        parsed.stamp,
+        uuid=parsed.uuid,
+        extra={"templates": parsed.templates},
+        in_use_by=tuple(sorted(paths)),
+    )
+    return parsed
 
 
 def _pool_volumes(
@@ -206,6 +205,10 @@ def find_volume(host: Host, pool_name: str, vol_name: str) -> libvirt.virStorage
 
 def create_volume(host: Host, pool_name: str, xml_text: str) -> libvirt.virStorageVol:
     return host.conn.storagePoolLookupByName(pool_name).createXML(xml_text, 0)
+
+
+def volume_exists_at(host: Host, path: str) -> bool:
+    return lookup(host.conn.storageVolLookupByPath, path) is not None
 
 
 def delete_volume_at(host: Host, path: str) -> None:

@@ -22,15 +22,29 @@ from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, lookup, make_stamp
 
 
-def observe(pools: list[storage.PoolSeen], objects: dict[ResourceRef, Observed]) -> None:
-    """The Templates recorded in pool stamps whose image is still in the pool."""
-    for seen in pools:
-        for tname, tstamp in seen.parsed.templates.items():
+def observe(seen: storage.StorageSeen, objects: dict[ResourceRef, Observed]) -> None:
+    """The Templates recorded in pool stamps whose image is still in the pool, each with the
+    volumes whose backing file is its image (they break if the image goes)."""
+    backed: dict[str, list[str]] = {}
+    for path, (_pool, vol) in seen.by_path.items():
+        if vol.backing_path:
+            backed.setdefault(vol.backing_path, []).append(path)
+    images = {(pool, vol.name): path for path, (pool, vol) in seen.by_path.items()}
+    for pool in seen.pools:
+        pool_name = pool.name
+        for tname, tstamp in pool.templates.items():
             fmt = tstamp.applied.get("format", "qcow2")
-            if lx.template_volume_name(tname, fmt) not in seen.volume_names:
+            image = images.get((pool_name, lx.template_volume_name(tname, fmt)))
+            if image is None:
                 continue  # its image is gone: the Template must be created again
             tref = ResourceRef("Template", tname)
-            objects[tref] = Observed(tref, {"pool": seen.parsed.name, "format": fmt}, tstamp)
+            objects[tref] = Observed(
+                tref,
+                {"pool": pool_name, "format": fmt},
+                tstamp,
+                in_use_by=tuple(sorted(backed.get(image, ()))),
+                volumes=(image,),
+            )
 
 
 def apply_template(
@@ -39,6 +53,7 @@ def apply_template(
     if change.action in (Action.DELETE, Action.REPLACE):
         obs = context.observation.objects.get(change.ref)
         if obs is not None and obs.stamp is not None:
+            _refuse_backing(host, change.ref, obs.in_use_by)
             pool_name = str(obs.fields["pool"])
             if lookup(host.conn.storagePoolLookupByName, pool_name) is not None:
                 vol_name = lx.template_volume_name(change.ref.name, str(obs.fields["format"]))
@@ -68,6 +83,17 @@ def apply_template(
             note = " (this host keeps no volume contents: image not uploaded)"
     storage.set_template_stamp(host, spec.pool, resource.ref.name, make_stamp(resource, context))
     return ("image created" if change.action is not Action.UPDATE else "updated") + note
+
+
+def _refuse_backing(host: Host, ref: ResourceRef, backed: tuple[str, ...]) -> None:
+    """A template image is never deleted while a volume backs onto it: the volume would point
+    at a file that is gone. (The observation named them; those deleted since do not count.)"""
+    left = [path for path in backed if storage.volume_exists_at(host, path)]
+    if left:
+        raise ProviderError(
+            f"{ref}: its image is the backing file of {', '.join(left)}; not deleted",
+            "delete those disks first (delete their guests with --delete-volumes)",
+        )
 
 
 def image_volume(

@@ -14,7 +14,7 @@ import libvirt
 from reconciler.model.kinds import Container, VirtualMachine
 from reconciler.model.plan import Action, Change, Disruption
 from reconciler.model.resource import Resource
-from reconciler.providers.base import ApplyContext
+from reconciler.providers.base import ApplyContext, ProviderError
 from reconciler.providers.libvirt import storage, templates
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, check_owned, lookup, make_stamp
@@ -29,26 +29,29 @@ def apply_guest(
         if dom is None:
             return "already gone"
         check_owned(change.ref, lx.parse_domain(dom.XMLDesc(0)).stamp, context)
-        _delete_guest(host, dom, context.delete_volumes)
-        return "deleted" + (" with its volumes" if context.delete_volumes else " (volumes kept)")
+        kept = _delete_guest(host, dom, context, context.delete_volumes)
+        done = " with its volumes" if context.delete_volumes else " (volumes kept)"
+        return ", ".join(["deleted" + done, *kept])
     assert resource is not None
     manifest = resource.manifest
     assert isinstance(manifest, VirtualMachine | Container)
     existing_uuid: str | None = None
     macs: list[str | None] = []
+    attached: dict[str, str] = {}
+    notes: list[str] = []
     if dom is not None:
         parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         if change.action is not Action.CREATE or parsed.stamp is None:
             check_owned(change.ref, parsed.stamp, context)
-        existing_uuid = parsed.uuid
+        existing_uuid, attached = parsed.uuid, parsed.disk_paths
         macs = [
             parsed.fields.get(f"interfaces[{i}].mac") for i in range(len(manifest.spec.interfaces))
         ]
         if change.action is Action.REPLACE:
-            _delete_guest(host, dom, False, _rebuilt_disks(change))
-            dom, existing_uuid, macs = None, None, []
+            notes += _delete_guest(host, dom, context, False, _rebuilt_disks(change))
+            dom, existing_uuid, macs, attached = None, None, [], {}
     uuid = manifest.spec.uuid or existing_uuid or str(uuidlib.uuid4())
-    volumes = _guest_volumes(host, resource, context)
+    volumes = _guest_volumes(host, resource, context, attached)
     stamp = make_stamp(resource, context)
     was_running = dom is not None and bool(dom.isActive())
     dom = host.conn.defineXML(
@@ -56,7 +59,6 @@ def apply_guest(
             manifest, uuid=uuid, stamp=stamp, volumes=volumes, driver=host.driver, macs=macs
         )
     )
-    notes: list[str] = []
     if was_running:
         notes += live.live_changes(host, dom, change, manifest)
     dom.setAutostart(1 if manifest.spec.autostart else 0)
@@ -104,9 +106,11 @@ def _run_state(
 
 
 def _guest_volumes(
-    host: Host, resource: Resource, context: ApplyContext
+    host: Host, resource: Resource, context: ApplyContext, attached: dict[str, str]
 ) -> dict[str, lx.DiskVolume]:
-    """Create what is missing: each disk's volume (with its template as backing file)."""
+    """Create what is missing: each disk's volume (with its template as backing file). A disk
+    the guest already has keeps its volume (one named before the "_" separator too); a volume
+    another guest uses is never attached."""
     manifest = resource.manifest
     out: dict[str, lx.DiskVolume] = {}
     wanted: list[tuple[str, str, int, str | None, str]] = []
@@ -117,7 +121,14 @@ def _guest_volumes(
         wanted.append(("root", manifest.spec.disk.pool, manifest.spec.disk.size, None, "raw"))
     for disk_name, pool_name, size, template, fmt in wanted:
         vol_name = lx.volume_name(resource.ref.name, disk_name, fmt)
+        have = attached.get(disk_name)
+        if have is not None and have.rsplit("/", 1)[-1] != vol_name:
+            kept = storage.find_volume(host, pool_name, have.rsplit("/", 1)[-1])
+            if kept is not None and kept.path() == have:
+                vol_name = kept.name()
         vol = storage.find_volume(host, pool_name, vol_name)
+        if vol is not None:
+            _refuse_shared(resource, disk_name, vol.path(), context)
         if vol is None:
             backing = templates.image_volume(host, template, context) if template else None
             root_from = None
@@ -138,23 +149,43 @@ def _guest_volumes(
     return out
 
 
+def _refuse_shared(resource: Resource, disk: str, path: str, context: ApplyContext) -> None:
+    others = [ref for ref in context.observation.users_of(path) if ref.name != resource.ref.name]
+    if others:
+        raise ProviderError(
+            f"{resource.ref}: the volume {path} for disk {disk} is in use by "
+            + ", ".join(str(ref) for ref in others)
+            + "; two guests on one disk would corrupt it",
+            "rename the disk, or remove the volume from the other guest first",
+        )
+
+
 def _delete_guest(
     host: Host,
     dom: libvirt.virDomain,
+    context: ApplyContext,
     delete_volumes: bool,
     only_disks: set[str] | None = None,
-) -> None:
+) -> list[str]:
+    """Undefine the guest and, if asked, delete its disks; a disk that another guest uses
+    is kept, and said so."""
     parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     if dom.isActive():
         dom.destroy()
     flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM if host.driver in ("qemu", "kvm") else 0
     dom.undefine() if flags == 0 else dom.undefineFlags(flags)
     if not delete_volumes and only_disks is None:
-        return
+        return []
+    notes = []
     for disk, path in parsed.disk_paths.items():
         if only_disks is not None and disk not in only_disks:
             continue
+        others = [r for r in context.observation.users_of(path) if r.name != parsed.name]
+        if others:
+            notes.append(f"volume {path} kept: in use by {', '.join(map(str, others))}")
+            continue
         storage.delete_volume_at(host, path)
+    return notes
 
 
 def _shutdown(dom: libvirt.virDomain, context: ApplyContext) -> list[str]:

@@ -168,5 +168,6 @@ def _observe_domain(
         running=running,
         guaranteed_bytes=guaranteed,
         memory_bytes=memory,
-        extra={"guarantee": how},
+        extra={"guarantee": how, "sources": parsed.sources + (live.sources if live else ())},
+        volumes=tuple(parsed.disk_paths.values()),
     )

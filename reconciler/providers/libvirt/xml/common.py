@@ -47,6 +47,9 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
+GUEST_VOLUME_SEPARATOR = "_"
+
+
 def volume_name(owner: str, disk: str, fmt: str) -> str:
     # Volume names become file names on the host, and libvirt's test driver accepts
     # "../../etc/evil": so every part is checked here, not trusted.
@@ -54,7 +57,10 @@ def volume_name(owner: str, disk: str, fmt: str) -> str:
     _check_name(disk, "disk")
     if fmt not in DISK_FORMATS:
         raise ValueError(f"disk format {fmt!r} is not one of {sorted(DISK_FORMATS)}")
-    return f"{owner}-{disk}.{fmt}"
+    # "_" never occurs in a name, so `<owner>_<disk>` reads back one way only: `db` with
+    # disk `x-data` and `db-x` with disk `data` get two volumes, and no guest volume can
+    # take a template image's name (`template-<name>.<format>`, which has no "_").
+    return f"{owner}{GUEST_VOLUME_SEPARATOR}{disk}.{fmt}"
 
 
 def template_volume_name(template: str, fmt: str) -> str:
@@ -65,15 +71,18 @@ def template_volume_name(template: str, fmt: str) -> str:
 
 
 def disk_name_from_path(owner: str, path: str) -> str | None:
-    """The disk name in a volume path made by volume_name, or None if it is not one of owner's."""
+    """The disk name in a volume path made by volume_name, or None if it is not one of owner's.
+    Volumes made before the "_" separator (`<owner>-<disk>`) are still read as owner's: a
+    guest keeps the disk it has."""
     base = posixpath.basename(path)
-    prefix = f"{owner}-"
-    if not base.startswith(prefix):
-        return None
-    stem, dot, ext = base[len(prefix) :].rpartition(".")
-    if not dot or ext not in DISK_FORMATS or not _NAME_RE.fullmatch(stem):
-        return None
-    return stem
+    for separator in (GUEST_VOLUME_SEPARATOR, "-"):
+        prefix = f"{owner}{separator}"
+        if not base.startswith(prefix):
+            continue
+        stem, dot, ext = base[len(prefix) :].rpartition(".")
+        if dot and ext in DISK_FORMATS and _NAME_RE.fullmatch(stem):
+            return stem
+    return None
 
 
 # --- element helpers --------------------------------------------------------------------------

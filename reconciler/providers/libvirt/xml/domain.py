@@ -61,6 +61,9 @@ class ParsedDomain:
     disk_paths: dict[str, str]
     memory_bytes: int
     guarantee_bytes: int
+    # Every file the domain uses as a disk or a filesystem, recon's or not: what another
+    # guest must not be given, and what a delete of volumes must leave alone.
+    sources: tuple[str, ...] = ()
 
 
 def _disk_dev(prefix: str, index: int) -> str:
@@ -385,7 +388,22 @@ def parse_domain(xml_text: str) -> ParsedDomain:
         disk_paths=disk_paths,
         memory_bytes=memory,
         guarantee_bytes=guarantee or 0,
+        sources=_sources(root),
     )
+
+
+def _sources(root: Element) -> tuple[str, ...]:
+    found = [
+        source.get("file", "")
+        for source in root.iterfind("devices/disk/source")
+        if source.get("file")
+    ]
+    found += [
+        source.get("file", "")
+        for source in root.iterfind("devices/filesystem/source")
+        if source.get("file")
+    ]
+    return tuple(found)
 
 
 # --- hotplug ----------------------------------------------------------------------------------
