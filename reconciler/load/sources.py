@@ -31,17 +31,18 @@ _HINT_TOO_LARGE = (
 def expand_paths(paths: Sequence[str]) -> tuple[list[str], list[Diagnostic]]:
     """Files to read, in order: files as given, directories as their manifests, "-" as is.
 
-    Directories are walked recursively for *.yaml and *.yml, skipping hidden entries and
-    symlinked directories (a link can point outside the tree or back into it), and listed in
-    path order. A path named twice, or reached both directly and through a directory, is read
-    once.
+    Directories are walked recursively for *.yaml and *.yml, skipping hidden entries, and
+    listed in path order. Symlinked directories are followed (what a prune concludes must not
+    rest on files that were silently left out); a directory reached a second time, through a
+    loop or a second link, is read once. A file named twice, reached both directly and through
+    a directory, or under two spellings, is read once.
     """
     files: list[str] = []
     diags: list[Diagnostic] = []
     seen: set[str] = set()
 
     def add(path: str) -> None:
-        normal = os.path.normpath(path)
+        normal = os.path.realpath(path)
         if normal not in seen:
             seen.add(normal)
             files.append(path)
@@ -95,8 +96,15 @@ def _walk(top: str) -> tuple[list[str], list[Diagnostic]]:
             )
         )
 
-    for directory, subdirs, names in os.walk(top, onerror=on_error):
-        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+    visited: set[str] = set()
+    for directory, subdirs, names in os.walk(top, onerror=on_error, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in visited:
+            subdirs[:] = []
+            continue
+        visited.add(real)
+        # Sorted, so that which of two links to one directory is read is not left to chance.
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         relative = os.path.relpath(directory, top)
         parts = [] if relative == os.curdir else relative.split(os.sep)
         for name in names:

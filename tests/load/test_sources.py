@@ -61,14 +61,25 @@ def test_directories_expand_recursively_in_sorted_order_skipping_hidden_and_othe
     assert all(f.startswith(str(root)) for f in files)
 
 
-def test_symlinked_directories_inside_a_tree_are_not_followed(tmp_path: Path) -> None:
+def test_symlinked_directories_inside_a_tree_are_followed_once(tmp_path: Path) -> None:
+    """A prune plans deletes from what was read: a linked directory left out would look like
+    guests removed. Loops and second links to one directory are read once."""
     write(tmp_path / "outside" / "g.yaml")
     write(tmp_path / "m" / "a.yaml")
     (tmp_path / "m" / "link").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (tmp_path / "m" / "again").symlink_to(tmp_path / "outside", target_is_directory=True)
     (tmp_path / "m" / "loop").symlink_to(tmp_path / "m", target_is_directory=True)
     files, diags = expand_paths([str(tmp_path / "m")])
     assert diags == []
-    assert names(files, tmp_path / "m") == ["a.yaml"]
+    assert names(files, tmp_path / "m") == ["a.yaml", "again/g.yaml"]
+
+
+def test_one_file_under_two_spellings_is_read_once(tmp_path: Path) -> None:
+    a = write(tmp_path / "real" / "a.yaml")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    files, diags = expand_paths([str(a), str(tmp_path / "link" / "a.yaml")])
+    assert diags == []
+    assert files == [str(a)]
 
 
 def test_a_directory_given_through_a_symlink_is_walked(tmp_path: Path) -> None:

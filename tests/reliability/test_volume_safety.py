@@ -177,3 +177,12 @@ def test_a_guest_keeps_a_disk_named_before_the_separator(
         assert legacy_path in conn.lookupByName("db-1").XMLDesc(0)
     assert _disks(recon, "db-1") >= {"disks[data].size", "disks[root].size"}
     assert recon("diff", "-f", applied).returncode == 0
+
+
+def test_guests_behind_a_symlinked_directory_are_not_pruned(recon: Recon, applied: Path) -> None:
+    real = applied.parent / "real-vms"
+    (applied / "vms").rename(real)
+    (applied / "vms").symlink_to(real, target_is_directory=True)
+    result = recon("diff", "-f", applied, "--prune", "-o", "json")
+    assert result.returncode == 0, output(result)  # web-1 and db-1 are read, nothing to do
+    assert json.loads(result.stdout)["changes"] == []
