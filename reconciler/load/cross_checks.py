@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import posixpath
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from reconciler.model.kinds import (
     HostPolicy,
     Manifest,
     Network,
+    StoragePool,
     Template,
     VirtualMachine,
 )
@@ -187,6 +189,42 @@ def _macs(m: Manifest) -> Iterable[tuple[FieldPath, str]]:
             yield ("spec", "interfaces", i, "mac"), iface.mac
 
 
+def _pool_paths(m: Manifest) -> Iterable[tuple[FieldPath, str]]:
+    if isinstance(m, StoragePool):
+        # One directory however it is spelled: a trailing "/" or "a/../b" is the same pool.
+        yield ("spec", "path"), posixpath.normpath(m.spec.path)
+
+
+def _bridges(m: Manifest) -> Iterable[tuple[FieldPath, str]]:
+    if isinstance(m, Network) and m.spec.bridge:
+        yield ("spec", "bridge"), m.spec.bridge
+
+
+def _overlapping_subnets(
+    resources: Sequence[Resource], contexts: dict[ResourceRef, _Context]
+) -> list[Diagnostic]:
+    """Two networks routing one address range: the host cannot tell them apart."""
+    seen: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ResourceRef]] = []
+    out: list[Diagnostic] = []
+    for res in resources:
+        m = res.manifest
+        if not isinstance(m, Network) or m.spec.ipv4 is None:
+            continue
+        subnet = ipaddress.ip_interface(str(m.spec.ipv4.address)).network
+        for other, owner in seen:
+            if subnet.overlaps(other):
+                out.append(
+                    contexts[res.ref].diag(
+                        ("spec", "ipv4", "address"),
+                        f"subnet {subnet} overlaps {owner}'s {other}",
+                        "give each network its own address range",
+                    )
+                )
+                break
+        seen.append((subnet, res.ref))
+    return out
+
+
 def cross_check(
     resources: Sequence[Resource], contexts: dict[ResourceRef, _Context]
 ) -> list[Diagnostic]:
@@ -206,6 +244,9 @@ def cross_check(
         out += [ctx.diag(path, msg, hint) for path, msg, hint in check(res.manifest, index)]
     out += _unique_across(resources, contexts, _uuids, "uuid")
     out += _unique_across(resources, contexts, _macs, "MAC address")
+    out += _unique_across(resources, contexts, _pool_paths, "pool directory")
+    out += _unique_across(resources, contexts, _bridges, "bridge")
+    out += _overlapping_subnets(resources, contexts)
     policies = [r for r in resources if isinstance(r.manifest, HostPolicy)]
     for extra in policies[1:]:
         out.append(

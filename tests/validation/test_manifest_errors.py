@@ -269,3 +269,27 @@ def test_vm_disk_template_must_be_a_qcow2_image(tmp_path: Path) -> None:
     )
     d = only(load(tmp_path, POOL, TEMPLATE, vm(spec))[1])
     assert "needs format 'qcow2'" in d.message
+
+
+def test_two_pools_on_one_directory_however_spelled(tmp_path: Path) -> None:
+    other = POOL.replace("name: default", "name: other").replace("default\n", "default/\n")
+    d = only(load(tmp_path, POOL, other)[1])
+    assert (d.name, d.field) == ("other", "spec.path")
+    assert "pool directory is also used by StoragePool/default" in d.message
+
+
+def test_two_networks_on_one_bridge(tmp_path: Path) -> None:
+    a = NET.replace("mode: nat", "mode: bridge\n  bridge: br0")
+    b = a.replace("name: lan", "name: lan2")
+    d = only(load(tmp_path, a, b)[1])
+    assert (d.name, d.field) == ("lan2", "spec.bridge")
+    assert "bridge is also used by Network/lan" in d.message
+
+
+def test_networks_with_overlapping_subnets(tmp_path: Path) -> None:
+    a = NET + "  ipv4:\n    address: 10.0.0.1/16\n"
+    b = NET.replace("name: lan", "name: lan2") + "  ipv4:\n    address: 10.0.5.1/24\n"
+    c = NET.replace("name: lan", "name: lan3") + "  ipv4:\n    address: 10.1.0.1/24\n"
+    d = only(load(tmp_path, a, b, c)[1])
+    assert (d.name, d.field) == ("lan2", "spec.ipv4.address")
+    assert d.message == "subnet 10.0.5.0/24 overlaps Network/lan's 10.0.0.0/16"
