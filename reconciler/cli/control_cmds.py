@@ -22,6 +22,7 @@ from reconciler.cli.host import KeptHost, host_uri
 from reconciler.cli.logs import setup_logging
 from reconciler.cli.manifests import git_revision
 from reconciler.cli.output import print_json
+from reconciler.cli.params import HOST_PORT, POSITIVE_SECONDS, SECONDS, SET_NAME
 from reconciler.cli.render import table
 from reconciler.control.desired import Desired, FileSet
 from reconciler.control.drift import POLICIES
@@ -44,6 +45,7 @@ def loop_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--set",
             "set_name",
+            type=SET_NAME,
             default="default",
             show_default=True,
             help="The named set these manifests form (scope of --prune).",
@@ -58,18 +60,20 @@ def loop_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--resync",
+            type=POSITIVE_SECONDS,
             default=300.0,
             show_default=True,
             help="Seconds between full resyncs of the host.",
         ),
         click.option("--allow-replace", is_flag=True, help="Allow changes that recreate."),
         click.option("--delete-volumes", is_flag=True, help="With --prune: delete disks too."),
-        click.option("--shutdown-timeout", default=60.0, show_default=True),
+        click.option("--shutdown-timeout", type=SECONDS, default=60.0, show_default=True),
         click.option(
             "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
         ),
         click.option(
             "--metrics-addr",
+            type=HOST_PORT,
             metavar="HOST:PORT",
             help="Serve Prometheus metrics here, e.g. 127.0.0.1:9464.",
         ),
@@ -165,6 +169,7 @@ def _run(
     # Long enough for an editor's save (a temporary file renamed over the old one takes
     # milliseconds); a file caught half written keeps its last good version until the
     # write that completes it starts another pass.
+    type=SECONDS,
     default=0.05,
     show_default=True,
     help="Quiet seconds after a file change before reconciling.",

@@ -58,16 +58,16 @@ class _Commands(click.Group):
     envvar="RECON_CONNECT",
     metavar="URI",
     help="libvirt URI (qemu:///system, lxc:///system, vz:///system, test:///...). "
-    "Default: the embedded host in $RECON_HOME. Env: RECON_CONNECT.",
+    "Default (and an empty value): the embedded host in $RECON_HOME. Env: RECON_CONNECT.",
 )
 @click.option(
     "--home",
-    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIRECTORY",
     envvar="RECON_HOME",
     help="State directory (embedded host, locks). Env: RECON_HOME. Default: ~/.local/state/recon.",
 )
 @click.pass_context
-def cli(ctx: click.Context, uri: str | None, home: Path | None) -> None:
+def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
     """recon: make a virtualization host match the manifests in git.
 
     \b
@@ -78,7 +78,14 @@ def cli(ctx: click.Context, uri: str | None, home: Path | None) -> None:
     """
     from reconciler.providers.libvirt.embedded import default_home
 
-    ctx.obj = {"uri": uri, "home": home or default_home()}
+    if home is not None and not home.strip():
+        # An empty RECON_HOME would put host.xml and the locks in the current directory.
+        raise click.BadParameter(
+            "give a directory, or leave it out for the default", ctx, param_hint="--home"
+        )
+    # An empty --connect means what an empty RECON_CONNECT means: the embedded host, never
+    # libvirt's own default URI (which, as root, is the real qemu:///system).
+    ctx.obj = {"uri": uri or None, "home": Path(home) if home else default_home()}
 
 
 @cli.command()

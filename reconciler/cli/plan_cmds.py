@@ -18,6 +18,7 @@ import click
 from reconciler.cli.host import open_host
 from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources
 from reconciler.cli.output import fail, print_json
+from reconciler.cli.params import SECONDS, SET_NAME
 from reconciler.cli.render import echo_err, render_admission, render_plan, render_result
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
@@ -93,6 +94,7 @@ prune_option = click.option(
 set_option = click.option(
     "--set",
     "set_name",
+    type=SET_NAME,
     default="default",
     show_default=True,
     help="The named set these manifests form (scope of --prune).",
@@ -181,6 +183,7 @@ def diff(
 )
 @click.option(
     "--shutdown-timeout",
+    type=SECONDS,
     default=60.0,
     show_default=True,
     help="Seconds to wait for a clean guest shutdown before forcing it off.",
