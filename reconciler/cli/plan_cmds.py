@@ -111,6 +111,14 @@ adopt_option = click.option(
 )
 
 
+delete_volumes_option = click.option(
+    "--delete-volumes",
+    is_flag=True,
+    help="With --prune: also delete the disks of pruned guests (so a pool they alone filled "
+    "can go too).",
+)
+
+
 @click.command()
 @click.option("-f", "--filename", "paths", multiple=True, required=True, help=FILES_HELP)
 @click.option(
@@ -126,6 +134,7 @@ adopt_option = click.option(
 @set_option
 @empty_option
 @adopt_option
+@delete_volumes_option
 @click.pass_context
 def diff(
     ctx: click.Context,
@@ -136,6 +145,7 @@ def diff(
     set_name: str,
     allow_empty: bool,
     adopt: bool,
+    delete_volumes: bool,
 ) -> None:
     """Show what apply would change, field by field, with its disruption class.
 
@@ -148,6 +158,7 @@ def diff(
         allow_empty=allow_empty,
         adopt=adopt,
         revision=git_revision(paths),
+        delete_volumes=delete_volumes,
     )
     with open_host(ctx, lock=False) as provider:
         plan = _plan_or_fail(resources, provider.observe(), options, code=2)
@@ -178,9 +189,7 @@ def diff(
 @click.option(
     "--allow-replace", is_flag=True, help="Allow changes that destroy and recreate objects."
 )
-@click.option(
-    "--delete-volumes", is_flag=True, help="With --prune: also delete the disks of pruned guests."
-)
+@delete_volumes_option
 @click.option(
     "--shutdown-timeout",
     type=SECONDS,

@@ -434,7 +434,14 @@ def test_prune_of_an_empty_directory_with_allow_empty_removes_the_whole_set(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    pending = recon("diff", "--prune", "--allow-empty", "-f", empty)
+    # Without --delete-volumes the guests' disks stay: the pool holding them and the template
+    # they back onto are spared (and the plan says so).
+    kept = recon("diff", "--prune", "--allow-empty", "-f", empty)
+    assert kept.returncode == 1, output(kept)
+    assert "5 to delete" in kept.stdout
+    assert "StoragePool/default is not pruned: it still holds" in output(kept)
+    assert "Template/debian-12-base is not pruned" in output(kept)
+    pending = recon("diff", "--prune", "--allow-empty", "--delete-volumes", "-f", empty)
     assert pending.returncode == 1, output(pending)
     assert "7 to delete" in pending.stdout
     result = recon("apply", "--prune", "--allow-empty", "--delete-volumes", "-f", empty)
