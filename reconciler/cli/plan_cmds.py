@@ -43,12 +43,19 @@ def _plan_or_fail(
         fail(str(exc), exc.hint, code=code)
 
 
-def _plan_json(plan: Plan, resources: Sequence[Resource], set_name: str) -> dict[str, Any]:
+def _plan_json(plan: Plan, resources: Sequence[Resource], options: PlanOptions) -> dict[str, Any]:
     data = plan.to_json()
     data["recon-plan"] = 1
     # The set the plan was made for: what it creates must be stamped with it, or a later
     # `apply --prune` of another set would count those objects as its own.
-    data["set"] = set_name
+    data["set"] = options.set_name
+    # How it was planned: apply plans again with these and refuses what differs.
+    data["options"] = {
+        "prune": options.prune,
+        "allowEmpty": options.allow_empty,
+        "adopt": options.adopt,
+        "deleteVolumes": options.delete_volumes,
+    }
     data["resources"] = [
         {
             "file": r.file,
@@ -61,6 +68,59 @@ def _plan_json(plan: Plan, resources: Sequence[Resource], set_name: str) -> dict
 
 
 def _plan_from_json(data: dict[str, Any]) -> tuple[Plan, list[Resource]]:
+    """The plan and its manifests; a file edited into something else is a usage error, with
+    the first thing found wrong (exit 2), never a traceback."""
+    try:
+        return _read_plan(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # pydantic's ValidationError is a ValueError: a manifest edited out of shape.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fail(
+            f"the saved plan is malformed ({type(exc).__name__}: {first}); nothing was applied",
+            "make it again with `recon diff --out`",
+            code=2,
+        )
+
+
+def _saved_options(data: dict[str, Any]) -> PlanOptions:
+    raw = data.get("options")
+    if not isinstance(raw, dict) or not all(isinstance(v, bool) for v in raw.values()):
+        fail(
+            "the saved plan does not say how it was planned (made by an older recon?); "
+            "nothing was applied",
+            "make it again with `recon diff --out`",
+            code=2,
+        )
+    return PlanOptions(
+        prune=raw.get("prune", False),
+        set_name=str(data.get("set", "default")),
+        allow_empty=raw.get("allowEmpty", False),
+        adopt=raw.get("adopt", False),
+        revision=data.get("revision"),
+        delete_volumes=raw.get("deleteVolumes", False),
+    )
+
+
+def _same_as_saved(
+    plan: Plan, resources: list[Resource], observation: Observation, options: PlanOptions
+) -> None:
+    """Terraform's stale-plan rule, and more: the saved manifests are planned again against
+    the host (admission included), and anything but the recorded changes is refused. An
+    edited manifest, a change added or removed by hand, cannot slip through."""
+    try:
+        again = make_plan(resources, observation, options)
+    except ReconError as exc:
+        fail(f"the saved plan's manifests are refused now: {exc}", exc.hint, code=1)
+    if [c.to_json() for c in again.changes] != [c.to_json() for c in plan.changes]:
+        fail(
+            "the saved plan's changes are not what its manifests plan against this host "
+            "(the file was edited); nothing was applied",
+            "make it again with `recon diff --out` and review it",
+            code=1,
+        )
+
+
+def _read_plan(data: dict[str, Any]) -> tuple[Plan, list[Resource]]:
     resources = []
     for item in data["resources"]:
         manifest = KINDS[item["manifest"]["kind"]].model_validate(item["manifest"])
@@ -163,7 +223,7 @@ def diff(
     with open_host(ctx, lock=False) as provider:
         plan = _plan_or_fail(resources, provider.observe(), options, code=2)
     if out_file is not None:
-        out_file.write_text(json.dumps(_plan_json(plan, resources, set_name), indent=2) + "\n")
+        out_file.write_text(json.dumps(_plan_json(plan, resources, options), indent=2) + "\n")
         echo_err(f"plan saved to {out_file}")
     if output == "json":
         print_json(plan.to_json())
@@ -231,6 +291,9 @@ def apply(
         revision=revision,
         delete_volumes=delete_volumes,
     )
+    if saved is not None:
+        options = _saved_options(saved)
+        delete_volumes = options.delete_volumes
     try:
         with open_host(ctx, lock=not dry_run) as provider:
             observation = provider.observe()
@@ -248,6 +311,8 @@ def apply(
                     "run `recon diff --out` again and review the new plan",
                     code=1,
                 )
+            else:
+                _same_as_saved(plan, resources, observation, options)
             if output == "text":
                 echo_err(render_plan(plan))
             replaces = [c for c in plan.changes if c.action is Action.REPLACE]
