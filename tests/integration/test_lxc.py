@@ -124,7 +124,7 @@ def test_container_starts_from_its_template(host: Host, scene: Scene, lxc: Any) 
     apply_or_skip(scene)
     dom = lxc.lookupByName(name)
     assert dom.isActive()
-    root = scene.pool_dir / f"{name}-root.raw"
+    root = scene.pool_dir / f"{name}_root.raw"
     listing = subprocess.run(
         ["debugfs", "-R", "ls -l /sbin", str(root)], capture_output=True, text=True, check=True
     ).stdout

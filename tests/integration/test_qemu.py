@@ -97,7 +97,7 @@ def test_vm_runs_with_a_qcow2_disk_backed_by_the_template(host: Host, scene: Sce
     scene.apply()
     dom = host.domain(name)
     assert dom.isActive()
-    disk = scene.pool_dir / f"{name}-root.qcow2"
+    disk = scene.pool_dir / f"{name}_root.qcow2"
     info = qemu_img_info(disk)
     assert info["format"] == "qcow2"
     assert info["virtual-size"] == 64 * MiB
@@ -203,7 +203,7 @@ def test_delete_with_delete_volumes_removes_the_files(host: Host, scene: Scene) 
     template, _ = scene.template()
     name = scene.vm(disks=[{"name": "root", "pool": pool, "size": "64Mi", "template": template}])
     scene.apply()
-    disk = scene.pool_dir / f"{name}-root.qcow2"
+    disk = scene.pool_dir / f"{name}_root.qcow2"
     assert disk.is_file()
     result = scene.recon.ok("delete", "vm", name, "--delete-volumes")
     assert "1 deleted" in result.stdout
@@ -281,3 +281,20 @@ def test_a_password_the_guest_agent_did_not_take_is_not_recorded_as_applied(
     again = scene.diff()
     assert again.returncode == 1, output(again)
     assert "guest.users[admin].password.valueFrom.env" in again.stdout
+
+
+def test_a_template_image_under_a_kept_disk_is_not_deleted(host: Host, scene: Scene) -> None:
+    """The disk of a deleted guest (volumes kept) still backs onto the template's image: a
+    delete of the Template is refused, naming the disk, and the disk still opens."""
+    pool = scene.pool()
+    template, _ = scene.template()
+    name = scene.vm(disks=[{"name": "root", "pool": pool, "size": "64Mi", "template": template}])
+    scene.apply()
+    disk = scene.pool_dir / f"{name}_root.qcow2"
+    image = scene.pool_dir / f"template-{template}.qcow2"
+    scene.recon.ok("delete", "vm", name)  # volumes kept
+    refused = scene.recon("delete", "template", template)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert disk.name in refused.stdout + refused.stderr
+    assert image.is_file()
+    assert qemu_img_info(disk)["backing-filename"] == str(image)
