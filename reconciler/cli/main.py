@@ -21,6 +21,7 @@ from reconciler.cli.inventory_cmds import delete, get
 from reconciler.cli.manifests import FILES_HELP
 from reconciler.cli.output import print_diagnostics, print_json
 from reconciler.cli.plan_cmds import apply, diff
+from reconciler.cli.state_cmds import observe
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.capabilities import check_manifest
@@ -171,6 +172,7 @@ cli.add_command(diff)
 cli.add_command(apply)
 cli.add_command(get)
 cli.add_command(delete)
+cli.add_command(observe)
 
 
 def main() -> None:
