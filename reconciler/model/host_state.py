@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.json_schema import GenerateJsonSchema
 
 from reconciler.model.schema import SCHEMA_DIALECT
 
@@ -71,8 +72,13 @@ class HostStateDocument(_Strict):
     objects: list[ObjectState]
 
 
+class _NoTitles(GenerateJsonSchema):
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False  # "Memorybytes" helps nobody; the descriptions do
+
+
 def host_state_schema() -> dict[str, Any]:
-    body = HostStateDocument.model_json_schema(by_alias=True)
+    body = HostStateDocument.model_json_schema(by_alias=True, schema_generator=_NoTitles)
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": f"https://recon.dev/schemas/reconciler/v1/{SCHEMA_FILE}",
