@@ -2,10 +2,11 @@
 need no host (validate, schema), and the entry point `main()` (pyproject's `recon` script).
 
 The other verbs live in one module each by what they own: plan_cmds.py (diff, apply),
-inventory_cmds.py (get, delete) and control_cmds.py (watch, sync, status: the loop, imported
-only when named). This is the only module that imports a command module; what the commands
-share lives in modules that import none: host.py (opening the host), manifests.py (loading
-the manifests, their git revision), output.py and render.py (printing).
+inventory_cmds.py (get, delete), state_cmds.py (observe: the host's exported state) and
+control_cmds.py (watch, sync, status: the loop, imported only when named). This is the only
+module that imports a command module; what the commands share lives in modules that import
+none: host.py (opening the host), exported.py (an export instead), manifests.py (loading the
+manifests, their git revision), output.py, render.py and markdown.py (printing).
 """
 
 from __future__ import annotations
