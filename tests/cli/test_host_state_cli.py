@@ -94,11 +94,26 @@ def test_the_export_holds_no_secret_value(recon: Recon, applied: Path, tmp_path:
 # --- planning against it ---------------------------------------------------------------------
 
 
+# A guest recon does not own, running with a memory guarantee: admission counts it.
+FOREIGN = """<domain type='test'>
+  <name>legacy</name>
+  <memory unit='MiB'>512</memory>
+  <memtune><min_guarantee unit='MiB'>256</min_guarantee></memtune>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+</domain>"""
+
+
 def test_a_plan_against_the_export_equals_the_live_plan(
-    recon: Recon, applied: Path, tmp_path: Path
+    recon: Recon, applied: Path, tmp_path: Path, other_tool: OtherTool
 ) -> None:
+    with other_tool(recon.host_xml) as conn:
+        conn.defineXML(FOREIGN).create()
+        conn.lookupByName("db-1").destroy()  # a stopped guest: its changes are not restarts
     state = tmp_path / "host-state.json"
-    export(recon, state)
+    data = export(recon, state)
+    legacy = next(o for o in data["objects"] if o["name"] == "legacy")
+    assert legacy["stamp"] is None and legacy["running"] is True
     pull_request(applied)
     (applied / "containers" / "cache-1.yaml").rename(tmp_path / "cache-1.yaml.away")
     for extra in ([], ["--prune"]):
@@ -110,7 +125,8 @@ def test_a_plan_against_the_export_equals_the_live_plan(
         assert " ago)" in offline.stderr
     plan = json.loads(offline.stdout)
     actions = {c["resource"]: (c["action"], c["disruption"]) for c in plan["changes"]}
-    assert actions["VirtualMachine/db-1"] == ("replace", "replace")
+    assert actions["VirtualMachine/db-1"][0] == "replace"
+    assert actions["VirtualMachine/web-1"] == ("update", "restart")
     assert actions["Container/cache-1"][0] == "delete"
     text = recon("diff", "-f", applied, "--host-state", state)
     assert text.stdout == recon("diff", "-f", applied).stdout
