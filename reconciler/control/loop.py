@@ -243,7 +243,8 @@ class Controller:
             )
             if self.options.export_state is not None:
                 # The host as this pass leaves it: observed again when the pass changed it.
-                self._export(provider.observe() if result.applied else observation)
+                changed = bool(result.applied) or result.failed is not None
+                self._export(provider, None if changed else observation)
         touched = {c.ref for c, _ in result.applied}
         for change, _detail in result.applied:
             if change.action is Action.DELETE:
@@ -280,12 +281,12 @@ class Controller:
             return "stopped", len(result.applied)
         return "ok", len(result.applied)
 
-    def _export(self, observation: Observation) -> None:
+    def _export(self, provider: Provider, observation: Observation | None) -> None:
         path = self.options.export_state
         assert path is not None
         try:
-            write_host_state(path, observation)
-        except OSError as exc:
+            write_host_state(path, observation or provider.observe())
+        except (OSError, ReconError) as exc:
             # The host was reconciled; only its published picture is late. Said, not retried.
             self.metrics.error("export")
             self.log.error(
