@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -78,6 +79,12 @@ def loop_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Serve Prometheus metrics here, e.g. 127.0.0.1:9464.",
         ),
         click.option(
+            "--export-state",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="After each pass, write the host's state here (atomically) for "
+            "`recon diff --host-state`.",
+        ),
+        click.option(
             "--no-host-events",
             is_flag=True,
             help="Do not subscribe to host events; rely on --resync.",
@@ -105,6 +112,7 @@ def _run(
         allow_replace=kw["allow_replace"],
         delete_volumes=kw["delete_volumes"],
         shutdown_timeout=kw["shutdown_timeout"],
+        export_state=kw["export_state"],
     )
     uri = host_uri(ctx)
     path = status_path(ctx.obj["home"], uri)

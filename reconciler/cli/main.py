@@ -2,10 +2,11 @@
 need no host (validate, schema), and the entry point `main()` (pyproject's `recon` script).
 
 The other verbs live in one module each by what they own: plan_cmds.py (diff, apply),
-inventory_cmds.py (get, delete) and control_cmds.py (watch, sync, status: the loop, imported
-only when named). This is the only module that imports a command module; what the commands
-share lives in modules that import none: host.py (opening the host), manifests.py (loading
-the manifests, their git revision), output.py and render.py (printing).
+inventory_cmds.py (get, delete), state_cmds.py (observe: the host's exported state) and
+control_cmds.py (watch, sync, status: the loop, imported only when named). This is the only
+module that imports a command module; what the commands share lives in modules that import
+none: host.py (opening the host), exported.py (an export instead), manifests.py (loading the
+manifests, their git revision), output.py, render.py and markdown.py (printing).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from reconciler.cli.inventory_cmds import delete, get
 from reconciler.cli.manifests import FILES_HELP
 from reconciler.cli.output import print_diagnostics, print_json
 from reconciler.cli.plan_cmds import apply, diff
+from reconciler.cli.state_cmds import observe
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.capabilities import check_manifest
@@ -178,6 +180,7 @@ cli.add_command(diff)
 cli.add_command(apply)
 cli.add_command(get)
 cli.add_command(delete)
+cli.add_command(observe)
 
 
 def main() -> None:

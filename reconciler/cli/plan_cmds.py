@@ -15,8 +15,10 @@ from typing import Any
 
 import click
 
+from reconciler.cli.exported import host_state_note, load_host_state
 from reconciler.cli.host import open_host
 from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources
+from reconciler.cli.markdown import render_markdown
 from reconciler.cli.output import fail, print_json
 from reconciler.cli.params import SECONDS, SET_NAME
 from reconciler.cli.render import echo_err, render_admission, render_plan, render_result
@@ -182,7 +184,17 @@ delete_volumes_option = click.option(
 @click.command()
 @click.option("-f", "--filename", "paths", multiple=True, required=True, help=FILES_HELP)
 @click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="markdown: a table for a pull request's comment, most disruptive first.",
+)
+@click.option(
+    "--host-state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Plan against this export (`recon observe --out`) instead of the host.",
 )
 @click.option(
     "--out",
@@ -200,6 +212,7 @@ def diff(
     ctx: click.Context,
     paths: tuple[str, ...],
     output: str,
+    host_state: Path | None,
     out_file: Path | None,
     prune: bool,
     set_name: str,
@@ -220,13 +233,23 @@ def diff(
         revision=git_revision(paths),
         delete_volumes=delete_volumes,
     )
-    with open_host(ctx, lock=False) as provider:
-        plan = _plan_or_fail(resources, provider.observe(), options, code=2)
+    notes: list[str] = []
+    if host_state is None:
+        with open_host(ctx, lock=False) as provider:
+            plan = _plan_or_fail(resources, provider.observe(), options, code=2)
+    else:
+        # The same engine path, over the exported observation: a read-only provider.
+        snapshot = load_host_state(host_state)
+        notes.append(host_state_note(snapshot))
+        echo_err(notes[-1])
+        plan = _plan_or_fail(resources, snapshot.observe(), options, code=2)
     if out_file is not None:
         out_file.write_text(json.dumps(_plan_json(plan, resources, options), indent=2) + "\n")
         echo_err(f"plan saved to {out_file}")
     if output == "json":
         print_json(plan.to_json())
+    elif output == "markdown":
+        click.echo(render_markdown(plan, notes), nl=False)
     else:
         click.echo(render_plan(plan))
     sys.exit(0 if plan.empty else 1)

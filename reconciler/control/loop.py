@@ -31,7 +31,8 @@ from reconciler.engine.plan import PlanOptions, PlanRefused, make_plan
 from reconciler.model.errors import ReconError
 from reconciler.model.plan import Action
 from reconciler.model.resource import Resource
-from reconciler.providers.base import ApplyContext, Provider
+from reconciler.providers.base import ApplyContext, Observation, Provider
+from reconciler.providers.snapshot import write_host_state
 
 SET_KEY = "set"
 
@@ -46,6 +47,9 @@ class LoopOptions:
     allow_replace: bool = False
     delete_volumes: bool = False
     shutdown_timeout: float = 60.0
+    # Where each pass publishes the host's state (`--export-state`), for pipelines that plan
+    # without reaching the host (`recon diff --host-state`).
+    export_state: Path | None = None
 
 
 class Metrics(Protocol):
@@ -238,6 +242,10 @@ class Controller:
             result = apply_plan(
                 todo, resources, provider, context, should_stop=self.stopping.is_set
             )
+            if self.options.export_state is not None:
+                # The host as this pass leaves it: observed again when the pass changed it.
+                changed = bool(result.applied) or result.failed is not None
+                self._export(provider, None if changed else observation)
         touched = {c.ref for c, _ in result.applied}
         for change, _detail in result.applied:
             if change.action is Action.DELETE:
@@ -273,6 +281,18 @@ class Controller:
                 self.status.set(str(skipped.ref), RECONCILING, "not started: the loop stopped")
             return "stopped", len(result.applied)
         return "ok", len(result.applied)
+
+    def _export(self, provider: Provider, observation: Observation | None) -> None:
+        path = self.options.export_state
+        assert path is not None
+        try:
+            write_host_state(path, observation or provider.observe())
+        except (OSError, ReconError) as exc:
+            # The host was reconciled; only its published picture is late. Said, not retried.
+            self.metrics.error("export")
+            self.log.error(
+                "cannot export the host state", extra={"path": str(path), "error": str(exc)}
+            )
 
     def _finish(
         self,

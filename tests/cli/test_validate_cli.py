@@ -77,7 +77,7 @@ def test_missing_path_is_an_error_not_an_empty_set(tmp_path: Path) -> None:
 
 def test_version_and_help() -> None:
     assert run("--version").stdout.strip().endswith(__version__)
-    for verb in ("validate", "diff", "apply", "get", "delete", "schema"):
+    for verb in ("validate", "diff", "apply", "get", "delete", "schema", "observe"):
         result = run(verb, "--help")
         assert result.returncode == 0
         assert "Usage: recon " + verb in result.stdout
