@@ -71,10 +71,11 @@ def cli(ctx: click.Context, uri: str | None, home: Path | None) -> None:
     """recon: make a virtualization host match the manifests in git.
 
     \b
-    Exit codes: 0 success (diff: no changes). 1: validate found invalid
-    manifests, diff found changes, apply/delete failed or was refused, get
-    found nothing. 2 or more: errors (bad usage, invalid manifests for diff or
-    apply, host unreachable, a refused plan for diff).
+    Exit codes: 0 success (diff, apply --dry-run: no changes). 1: validate
+    found invalid manifests, diff or apply --dry-run found changes,
+    apply/delete failed or was refused, get found nothing. 2 or more: errors
+    (bad usage, invalid manifests for diff or apply, host unreachable, a
+    refused plan for diff).
     """
     from reconciler.providers.libvirt.embedded import default_home
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from reconciler.cli.confirm import confirmed
 from reconciler.cli.host import open_host
 from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources
 from reconciler.cli.output import fail, print_json
@@ -172,7 +173,18 @@ def diff(
 @set_option
 @empty_option
 @adopt_option
-@click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the plan and stop; exit 0 when the host matches, 1 when changes are pending "
+    "(as diff).",
+)
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    help="Do not ask before restarting, replacing or deleting (asked only on a terminal).",
+)
 @click.option(
     "--allow-replace", is_flag=True, help="Allow changes that destroy and recreate objects."
 )
@@ -197,12 +209,18 @@ def apply(
     allow_empty: bool,
     adopt: bool,
     dry_run: bool,
+    yes: bool,
     allow_replace: bool,
     delete_volumes: bool,
     shutdown_timeout: float,
     output: str,
 ) -> None:
-    """Make the host match the manifests (or a saved plan). Exits 0 on success, 1 if not."""
+    """Make the host match the manifests (or a saved plan). Exits 0 on success, 1 if not.
+
+    With --dry-run it only shows the plan, and exits as diff does: 0 when the host matches,
+    1 when changes are pending. On a terminal it asks before a change that restarts,
+    replaces or deletes (--yes does not ask); without one (CI) it never asks.
+    """
     saved = _saved_plan(paths)
     if saved is None:
         resources = load_resources(paths, allow_empty=allow_empty)
@@ -245,7 +263,9 @@ def apply(
             if dry_run or plan.empty:
                 if output == "json":
                     print_json({"plan": plan.to_json(), "applied": []})
-                sys.exit(0)
+                sys.exit(0 if plan.empty else 1)
+            if not yes and not confirmed(plan):
+                fail("not confirmed; nothing was applied", code=1)
             context = ApplyContext(
                 resources={r.ref: r for r in resources},
                 observation=observation,

@@ -3,9 +3,12 @@ terminal, objects from `get -o yaml|json` that apply back unchanged, label selec
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
 from pathlib import Path
 
-from tests.conftest import Recon
+from tests.conftest import RECON, SECRET, Recon, edit, output
 
 
 def columns(table: str) -> dict[str, dict[str, str]]:
@@ -32,3 +35,73 @@ def test_get_wide_prints_yes_and_no_not_python_booleans(recon: Recon, applied: P
     assert rows["default"]["AUTOSTART"] == "yes"
     assert rows["debian-12-base"]["AUTOSTART"] == "-"
     assert rows["web-1"]["MANAGED"] == "yes"
+
+
+# --- apply --dry-run and the question on a terminal --------------------------------------------
+
+
+def test_apply_dry_run_exits_as_diff_does(recon: Recon, applied: Path) -> None:
+    assert recon("apply", "-f", applied, "--dry-run").returncode == 0
+    edit(applied / "vms" / "web-1.yaml", "cpus: 2", "cpus: 3")
+    dry = recon("apply", "-f", applied, "--dry-run")
+    assert dry.returncode == 1, output(dry)
+    assert "cpus: 2 -> 3" in dry.stderr
+    assert recon("diff", "-f", applied).returncode == 1  # nothing was applied
+    assert "--dry-run" in recon.ok("apply", "--help").stdout
+    assert "1 when changes are pending" in " ".join(recon.ok("apply", "--help").stdout.split())
+
+
+def on_terminal(recon: Recon, *args: str | Path, answer: str) -> tuple[int, str, str]:
+    """recon with standard input and standard error on a pseudo-terminal, as a person runs it;
+    `answer` is typed. Returns the exit code, what the terminal showed, and stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
+    env.update(RECON_HOME=str(recon.home), WEB_ADMIN_PASSWORD=SECRET, NO_COLOR="1")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [RECON, *map(str, args)],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+        cwd=recon.cwd,
+    )
+    os.close(slave)
+    os.write(master, answer.encode())
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.stdout is not None
+    stdout = proc.stdout.read().decode()
+    code = proc.wait(timeout=120)
+    os.close(master)
+    return code, seen.decode(errors="replace"), stdout
+
+
+def test_apply_on_a_terminal_asks_before_a_restart(recon: Recon, applied: Path) -> None:
+    edit(applied / "vms" / "web-1.yaml", "firmware: bios", "firmware: efi")
+    code, seen, _ = on_terminal(recon, "apply", "-f", applied, answer="n\n")
+    assert "VirtualMachine/web-1 (restart)" in seen and "Go on?" in seen
+    assert code == 1
+    assert "nothing was applied" in seen
+    assert recon("diff", "-f", applied).returncode == 1
+    code, seen, _ = on_terminal(recon, "apply", "-f", applied, answer="y\n")
+    assert code == 0, seen
+    assert recon("diff", "-f", applied).returncode == 0
+
+
+def test_apply_yes_or_no_terminal_never_asks(recon: Recon, applied: Path) -> None:
+    edit(applied / "vms" / "web-1.yaml", "firmware: bios", "firmware: efi")
+    code, seen, _ = on_terminal(recon, "apply", "-f", applied, "--yes", answer="")
+    assert code == 0, seen
+    assert "Go on?" not in seen
+    edit(applied / "vms" / "web-1.yaml", "firmware: efi", "firmware: bios")
+    result = recon("apply", "-f", applied)  # no terminal: CI
+    assert result.returncode == 0, output(result)
+    assert "Go on?" not in output(result)
+    assert recon("diff", "-f", applied).returncode == 0
