@@ -14,6 +14,7 @@ import yaml
 
 from reconciler.cli.host import open_host
 from reconciler.cli.manifests import FILES_HELP, load_refs
+from reconciler.cli.objects import as_list, display_name, to_object
 from reconciler.cli.output import fail, print_json
 from reconciler.cli.render import echo_err, render_change, render_inventory, render_result
 from reconciler.engine.apply import apply_plan
@@ -43,14 +44,17 @@ KIND_ALIASES = {
 
 
 def _select(observation: Observation, kind: str | None, name: str | None) -> list[Any]:
-    objects = [o for o in observation.objects.values() if o.ref.kind != "HostPolicy"]
+    objects = list(observation.objects.values())
     if kind:
         resolved = KIND_ALIASES.get(kind.lower())
         if resolved is None:
             fail(f"unknown kind '{kind}'", "one of: " + ", ".join(KINDS), code=2)
         objects = [o for o in objects if o.ref.kind == resolved]
+    else:
+        # The host itself is listed only when asked for (`get hostpolicy`).
+        objects = [o for o in objects if o.ref.kind != "HostPolicy"]
     if name:
-        objects = [o for o in objects if o.ref.name == name]
+        objects = [o for o in objects if display_name(o) == name]
         if not objects:
             fail(f"{kind}/{name} not found on the host", code=1)
     return sorted(objects, key=lambda o: sort_key(o.ref))
@@ -68,33 +72,19 @@ def _select(observation: Observation, kind: str | None, name: str | None) -> lis
 )
 @click.pass_context
 def get(ctx: click.Context, kind: str | None, name: str | None, output: str) -> None:
-    """List what is on the host: guests, pools, networks, templates (managed or not)."""
+    """List what is on the host: guests, pools, networks, templates (managed or not).
+
+    -o yaml|json prints each object as a manifest (KIND NAME: the object; otherwise a
+    List) with a status section; `recon apply -f -` takes it back and changes nothing.
+    """
     with open_host(ctx, lock=False) as provider:
         observation = provider.observe()
     objects = _select(observation, kind, name)
     if output in ("table", "wide"):
         click.echo(render_inventory(observation, objects, wide=output == "wide"))
         return
-    data = [
-        {
-            "kind": o.ref.kind,
-            "name": o.ref.name,
-            "uuid": o.uuid,
-            "managed": o.owned,
-            "running": o.running,
-            "fields": o.fields,
-            "guaranteedBytes": o.guaranteed_bytes,
-            "stamp": None
-            if o.stamp is None
-            else {
-                "file": o.stamp.file,
-                "specHash": o.stamp.spec_hash,
-                "revision": o.stamp.revision,
-                "set": o.stamp.set_name,
-            },
-        }
-        for o in objects
-    ]
+    # One object by name is the object, as kubectl prints it; otherwise a List.
+    data = to_object(objects[0]) if name else as_list(objects)
     if output == "json":
         print_json(data)
     else:

@@ -126,7 +126,7 @@ def observed_row(obs: Observed, wide: bool) -> list[str]:
     state = f.get("state", "Active" if obs.ref.kind in ("StoragePool", "Network") else "-")
     row = [
         obs.ref.kind,
-        obs.ref.name,
+        obs.ref.name or "host",  # the HostPolicy: the host itself has no name
         word(state),
         word(f.get("cpus")),
         word(f.get("memory")),

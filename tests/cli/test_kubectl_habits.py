@@ -3,10 +3,13 @@ terminal, objects from `get -o yaml|json` that apply back unchanged, label selec
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
 from pathlib import Path
+
+import yaml
 
 from tests.conftest import RECON, SECRET, Recon, edit, output
 
@@ -105,3 +108,63 @@ def test_apply_yes_or_no_terminal_never_asks(recon: Recon, applied: Path) -> Non
     assert result.returncode == 0, output(result)
     assert "Go on?" not in output(result)
     assert recon("diff", "-f", applied).returncode == 0
+
+
+# --- get -o yaml|json: objects that apply back unchanged ----------------------------------------
+
+KINDS = ("StoragePool", "Network", "Template", "VirtualMachine", "Container", "HostPolicy")
+
+
+def test_get_yaml_of_every_kind_applies_back_as_a_no_op(recon: Recon, applied: Path) -> None:
+    lists = [yaml.safe_load(recon.ok("get", kind, "-o", "yaml").stdout) for kind in KINDS]
+    for kind, listed in zip(KINDS, lists, strict=True):
+        assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")
+        assert listed["items"] and {i["kind"] for i in listed["items"]} == {kind}
+        for item in listed["items"]:
+            assert list(item) == ["apiVersion", "kind", "metadata", "spec", "status"]
+            assert item["apiVersion"] == "reconciler/v1"
+    stream = "---\n".join(recon.ok("get", kind, "-o", "yaml").stdout for kind in KINDS)
+    assert SECRET not in stream
+    assert recon("validate", "-f", "-", stdin=stream).returncode == 0
+    again = recon("apply", "-f", "-", stdin=stream)
+    assert again.returncode == 0, output(again)
+    assert "No changes" in again.stderr
+    assert recon("diff", "-f", "-", stdin=stream).returncode == 0
+    assert recon("diff", "-f", applied).returncode == 0
+
+
+def test_get_kind_name_prints_the_object_with_its_status(recon: Recon, applied: Path) -> None:
+    web = json.loads(recon.ok("get", "vm", "web-1", "-o", "json").stdout)
+    assert web["kind"] == "VirtualMachine"
+    assert web["metadata"]["name"] == "web-1"
+    assert web["metadata"]["labels"] == {"role": "web"}
+    assert web["metadata"]["uid"] == web["status"]["uuid"]
+    assert web["spec"]["disks"] == [
+        {
+            "name": "root",
+            "pool": "default",
+            "size": "10Gi",
+            "format": "qcow2",
+            "template": "debian-12-base",
+        }
+    ]
+    assert web["spec"]["guest"]["users"][0]["password"] == {
+        "valueFrom": {"env": "WEB_ADMIN_PASSWORD"}
+    }
+    status = web["status"]
+    assert status["state"] == "Running" and status["managed"] is True
+    assert status["guarantee"] == {"bytes": 512 * 2**20, "heldBy": "min_guarantee", "held": True}
+    assert status["stamp"]["file"].endswith("web-1.yaml")
+    one = yaml.safe_load(recon.ok("get", "vm", "web-1", "-o", "yaml").stdout)
+    assert one == web
+
+
+def test_a_label_change_is_recorded_and_reported(recon: Recon, applied: Path) -> None:
+    edit(applied / "vms" / "web-1.yaml", "role: web", "role: frontend")
+    diff = recon("diff", "-f", applied)
+    assert diff.returncode == 1
+    assert "labels or annotations" in diff.stdout
+    recon.ok("apply", "-f", applied)
+    assert recon("diff", "-f", applied).returncode == 0
+    web = json.loads(recon.ok("get", "vm", "web-1", "-o", "json").stdout)
+    assert web["metadata"]["labels"] == {"role": "frontend"}
