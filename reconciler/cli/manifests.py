@@ -20,6 +20,7 @@ from reconciler.load.sources import expand_paths, read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.selectors import Selector
 
 FILES_HELP = "Manifest file or directory (read recursively); '-' reads standard input. Repeatable."
 
@@ -52,7 +53,7 @@ def load_resources(paths: Sequence[str], *, allow_empty: bool = False) -> list[R
     return result.resources
 
 
-def load_refs(paths: Sequence[str]) -> list[ResourceRef]:
+def load_refs(paths: Sequence[str], selector: Selector | None = None) -> list[ResourceRef]:
     """What `delete -f` names. Each document must be a valid resource, but what it refers to
     need not be in the files: deleting one guest's manifest file must not need the pool's."""
     docs, read_diags = read_sources(paths, stdin=sys.stdin.buffer)
@@ -65,7 +66,10 @@ def load_refs(paths: Sequence[str]) -> list[ResourceRef]:
             "run `recon validate` for the full report",
             code=2,
         )
-    return [r.ref for r in result.resources]
+    chosen = result.resources
+    if selector is not None:
+        chosen = [r for r in chosen if selector.matches(r.manifest.metadata.labels)]
+    return [r.ref for r in chosen]
 
 
 def git_revision(paths: Sequence[str]) -> str | None:

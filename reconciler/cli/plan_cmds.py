@@ -20,6 +20,7 @@ from reconciler.cli.host import open_host
 from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources
 from reconciler.cli.output import fail, print_json
 from reconciler.cli.render import echo_err, render_admission, render_plan, render_result
+from reconciler.cli.selection import select_resources, selector_option
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
 from reconciler.model.errors import ReconError
@@ -27,6 +28,7 @@ from reconciler.model.kinds import KINDS
 from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.selectors import Selector
 from reconciler.providers.base import ApplyContext, Observation
 
 
@@ -88,8 +90,25 @@ def _saved_plan(paths: Sequence[str]) -> dict[str, Any] | None:
     return data
 
 
+def _selected(
+    resources: list[Resource], selector: Selector | None, allow_empty: bool
+) -> list[Resource]:
+    """The manifests -l selects (all of them were validated together, references and all)."""
+    chosen = select_resources(resources, selector)
+    if selector is not None and not chosen and not allow_empty:
+        fail(
+            f"no manifest matches the selector '{selector}'; nothing was done",
+            "with --prune --allow-empty it would delete what recon owns that matches",
+            code=2,
+        )
+    return chosen
+
+
 prune_option = click.option(
-    "--prune", is_flag=True, help="Delete objects recon owns in this set that no manifest names."
+    "--prune",
+    is_flag=True,
+    help="Delete objects recon owns in this set that no manifest names (with -l: only those "
+    "whose labels match).",
 )
 set_option = click.option(
     "--set",
@@ -125,6 +144,7 @@ adopt_option = click.option(
 @set_option
 @empty_option
 @adopt_option
+@selector_option
 @click.pass_context
 def diff(
     ctx: click.Context,
@@ -135,18 +155,20 @@ def diff(
     set_name: str,
     allow_empty: bool,
     adopt: bool,
+    selector: Selector | None,
 ) -> None:
     """Show what apply would change, field by field, with its disruption class.
 
     Exits 0 when the host matches, 1 when there are changes, 2 or more on errors.
     """
-    resources = load_resources(paths, allow_empty=allow_empty)
+    resources = _selected(load_resources(paths, allow_empty=allow_empty), selector, allow_empty)
     options = PlanOptions(
         prune=prune,
         set_name=set_name,
         allow_empty=allow_empty,
         adopt=adopt,
         revision=git_revision(paths),
+        selector=selector,
     )
     with open_host(ctx, lock=False) as provider:
         plan = _plan_or_fail(resources, provider.observe(), options, code=2)
@@ -200,6 +222,7 @@ def diff(
 @click.option(
     "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@selector_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -214,6 +237,7 @@ def apply(
     delete_volumes: bool,
     shutdown_timeout: float,
     output: str,
+    selector: Selector | None,
 ) -> None:
     """Make the host match the manifests (or a saved plan). Exits 0 on success, 1 if not.
 
@@ -224,13 +248,21 @@ def apply(
     saved = _saved_plan(paths)
     if saved is None:
         resources = load_resources(paths, allow_empty=allow_empty)
+        resources = _selected(resources, selector, allow_empty)
         revision = git_revision(paths)
+    elif selector is not None:
+        fail("-l does not apply to a saved plan: it was made for what it shows", code=2)
     else:
         plan, resources = _plan_from_json(saved)
         revision = plan.revision
         set_name = saved.get("set", set_name)
     options = PlanOptions(
-        prune=prune, set_name=set_name, allow_empty=allow_empty, adopt=adopt, revision=revision
+        prune=prune,
+        set_name=set_name,
+        allow_empty=allow_empty,
+        adopt=adopt,
+        revision=revision,
+        selector=selector,
     )
     try:
         with open_host(ctx, lock=not dry_run) as provider:
