@@ -13,6 +13,7 @@ import click
 import yaml
 
 from reconciler.cli.host import open_host
+from reconciler.cli.kind_names import KIND_ALIASES
 from reconciler.cli.manifests import FILES_HELP, load_refs
 from reconciler.cli.objects import as_list, display_name, to_object
 from reconciler.cli.output import fail, print_json
@@ -26,23 +27,6 @@ from reconciler.model.plan import Action, Change, Disruption, Plan
 from reconciler.model.refs import ResourceRef
 from reconciler.model.selectors import Selector
 from reconciler.providers.base import ApplyContext, Observation
-
-# KIND as `get` and `delete KIND NAME` take it, in any case: a kind, its plural, a short name.
-KIND_ALIASES = {
-    **{k.lower(): k for k in KINDS},
-    **{k.lower() + "s": k for k in KINDS},
-    "vm": "VirtualMachine",
-    "vms": "VirtualMachine",
-    "ct": "Container",
-    "cts": "Container",
-    "pool": "StoragePool",
-    "pools": "StoragePool",
-    "net": "Network",
-    "nets": "Network",
-    "networks": "Network",
-    "network": "Network",
-    "tmpl": "Template",
-}
 
 
 def _select(observation: Observation, kind: str | None, name: str | None) -> list[Any]:
