@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from reconciler.cli.kind_names import KIND_ALIASES
 from reconciler.cli.output import fail
@@ -107,8 +108,37 @@ def _walk(schema: _Schema, path: list[str]) -> tuple[Node, bool]:
     return node, required
 
 
+def _complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """KIND, then its field paths one level at a time (`vm.spec.` -> `vm.spec.cpus`, ...)."""
+    if "." not in incomplete:
+        words = sorted({*KINDS, *KIND_ALIASES})
+        return [CompletionItem(w) for w in words if w.startswith(incomplete)]
+    head, _, last = incomplete.rpartition(".")
+    kind_word, *path = head.split(".")
+    kind = KIND_ALIASES.get(kind_word.lower())
+    if kind is None:
+        return []
+    schema = _Schema(kind)
+    node: Node = schema.root
+    for part in path:
+        node, _ = schema.deref(node)
+        if node.get("type") == "array":
+            node, _ = schema.deref(node.get("items", {}))
+        node = node.get("properties", {}).get(part)
+        if node is None:
+            return []
+    node, _ = schema.deref(node)
+    if node.get("type") == "array":
+        node, _ = schema.deref(node.get("items", {}))
+    return [
+        CompletionItem(f"{head}.{name}")
+        for name in node.get("properties", {})
+        if name.startswith(last)
+    ]
+
+
 @click.command()
-@click.argument("target", metavar="KIND[.FIELD.PATH]")
+@click.argument("target", metavar="KIND[.FIELD.PATH]", shell_complete=_complete)
 def explain(target: str) -> None:
     """Describe a kind or one of its fields: type, default, allowed values, doc text.
 

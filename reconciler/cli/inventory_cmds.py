@@ -12,6 +12,7 @@ from typing import Any
 import click
 import yaml
 
+from reconciler.cli.completion import complete_kind, complete_name
 from reconciler.cli.host import open_host
 from reconciler.cli.kind_names import KIND_ALIASES
 from reconciler.cli.manifests import FILES_HELP, load_refs
@@ -47,8 +48,8 @@ def _select(observation: Observation, kind: str | None, name: str | None) -> lis
 
 
 @click.command()
-@click.argument("kind", required=False)
-@click.argument("name", required=False)
+@click.argument("kind", required=False, shell_complete=complete_kind)
+@click.argument("name", required=False, shell_complete=complete_name)
 @click.option(
     "-o",
     "--output",
@@ -91,8 +92,8 @@ def _owned_matching(ctx: click.Context, kind: str | None, selector: Selector) ->
 
 
 @click.command()
-@click.argument("kind", required=False)
-@click.argument("name", required=False)
+@click.argument("kind", required=False, shell_complete=complete_kind)
+@click.argument("name", required=False, shell_complete=complete_name)
 @click.option("-f", "--filename", "paths", multiple=True, help=FILES_HELP)
 @click.option("--delete-volumes", is_flag=True, help="Also delete the guests' disks.")
 @click.option("--ignore-not-found", is_flag=True, help="Exit 0 when something is not there.")

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from reconciler import __version__
+from reconciler.cli.completion_cmds import completion
 from reconciler.cli.explain_cmds import explain
 from reconciler.cli.inventory_cmds import delete, get
 from reconciler.cli.manifests import FILES_HELP
@@ -174,6 +175,7 @@ cli.add_command(apply)
 cli.add_command(get)
 cli.add_command(delete)
 cli.add_command(explain)
+cli.add_command(completion)
 
 
 def main() -> None:
