@@ -17,12 +17,14 @@ import click
 
 from reconciler.cli.confirm import confirmed
 from reconciler.cli.host import open_host
+from reconciler.cli.host_refs import resolve_on_host
 from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources
 from reconciler.cli.output import fail, print_json
 from reconciler.cli.render import echo_err, render_admission, render_plan, render_result
 from reconciler.cli.selection import select_resources, selector_option
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
+from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import KINDS
 from reconciler.model.plan import Action, Change, Plan
@@ -161,7 +163,9 @@ def diff(
 
     Exits 0 when the host matches, 1 when there are changes, 2 or more on errors.
     """
-    resources = _selected(load_resources(paths, allow_empty=allow_empty), selector, allow_empty)
+    host_refs: list[Diagnostic] = []
+    resources = load_resources(paths, allow_empty=allow_empty, host_refs=host_refs)
+    resources = _selected(resources, selector, allow_empty)
     options = PlanOptions(
         prune=prune,
         set_name=set_name,
@@ -171,7 +175,9 @@ def diff(
         selector=selector,
     )
     with open_host(ctx, lock=False) as provider:
-        plan = _plan_or_fail(resources, provider.observe(), options, code=2)
+        observation = provider.observe()
+        resolve_on_host(host_refs, observation, prune=prune, set_name=set_name)
+        plan = _plan_or_fail(resources, observation, options, code=2)
     if out_file is not None:
         out_file.write_text(json.dumps(_plan_json(plan, resources, set_name), indent=2) + "\n")
         echo_err(f"plan saved to {out_file}")
@@ -246,8 +252,9 @@ def apply(
     replaces or deletes (--yes does not ask); without one (CI) it never asks.
     """
     saved = _saved_plan(paths)
+    host_refs: list[Diagnostic] = []
     if saved is None:
-        resources = load_resources(paths, allow_empty=allow_empty)
+        resources = load_resources(paths, allow_empty=allow_empty, host_refs=host_refs)
         resources = _selected(resources, selector, allow_empty)
         revision = git_revision(paths)
     elif selector is not None:
@@ -267,7 +274,9 @@ def apply(
     try:
         with open_host(ctx, lock=not dry_run) as provider:
             observation = provider.observe()
+            from_host: list[Resource] = []
             if saved is None:
+                from_host = resolve_on_host(host_refs, observation, prune=prune, set_name=set_name)
                 plan = _plan_or_fail(resources, observation, options, code=1)
             elif plan.host and plan.host != observation.host.uri:
                 fail(
@@ -299,7 +308,7 @@ def apply(
             if not yes and not confirmed(plan):
                 fail("not confirmed; nothing was applied", code=1)
             context = ApplyContext(
-                resources={r.ref: r for r in resources},
+                resources={r.ref: r for r in [*from_host, *resources]},
                 observation=observation,
                 revision=revision,
                 set_name=set_name,

@@ -168,3 +168,58 @@ def test_a_label_change_is_recorded_and_reported(recon: Recon, applied: Path) ->
     assert recon("diff", "-f", applied).returncode == 0
     web = json.loads(recon.ok("get", "vm", "web-1", "-o", "json").stdout)
     assert web["metadata"]["labels"] == {"role": "frontend"}
+
+
+# --- one file at a time: references resolved on the host ---------------------------------------
+
+
+def test_one_file_applies_against_what_recon_owns_on_the_host(
+    recon: Recon, manifests: Path
+) -> None:
+    web = manifests / "vms" / "web-1.yaml"
+    alone = recon("apply", "-f", web)  # nothing on the host yet: the references dangle
+    assert alone.returncode == 2
+    assert "StoragePool/default, which no manifest defines and recon does not own" in alone.stderr
+    for name in ("storage.yaml", "network.yaml", "templates.yaml"):
+        recon.ok("apply", "-f", manifests / name)
+    result = recon("apply", "-f", web)
+    assert result.returncode == 0, output(result)
+    assert "using from the host: Network/lan, StoragePool/default, Template/debian-12-base" in (
+        result.stderr
+    )
+    assert recon("diff", "-f", web).returncode == 0
+    assert "VirtualMachine/web-1" in recon.objects()
+
+
+def test_prune_stays_scoped_to_the_files_given(recon: Recon, applied: Path) -> None:
+    web = applied / "vms" / "web-1.yaml"
+    refused = recon("apply", "-f", web, "--prune")
+    assert refused.returncode == 2
+    assert "which --prune would delete" in refused.stderr
+    assert set(recon.objects()) >= {"StoragePool/default", "VirtualMachine/db-1"}
+    # In a set of its own, the guest uses the default set's pool, network and template, and
+    # its --prune touches only that set.
+    recon.ok("delete", "vm", "web-1")
+    result = recon("apply", "-f", web, "--set", "web", "--prune")
+    assert result.returncode == 0, output(result)
+    assert {"StoragePool/default", "VirtualMachine/db-1", "VirtualMachine/web-1"} <= set(
+        recon.objects()
+    )
+
+
+def test_validate_stays_offline_and_allow_host_refs_makes_notes(
+    recon: Recon, manifests: Path
+) -> None:
+    web = manifests / "vms" / "web-1.yaml"
+    strict = recon("validate", "-f", web)
+    assert strict.returncode == 1 and "which no manifest defines" in strict.stderr
+    loose = recon("validate", "-f", web, "--allow-host-refs")
+    assert loose.returncode == 0, output(loose)
+    assert loose.stderr.count("note: ") == 3
+    assert "apply looks for it on the host" in loose.stderr
+    data = json.loads(recon("validate", "-f", web, "--allow-host-refs", "-o", "json").stdout)
+    assert data["valid"] is True and len(data["notes"]) == 3
+    other = recon("validate", "-f", web, "--allow-host-refs", stdin=None)
+    assert other.returncode == 0
+    bad = web.read_text().replace("cpus: 2", "cpus: 0")
+    assert recon("validate", "-f", "-", "--allow-host-refs", stdin=bad).returncode == 1
