@@ -20,6 +20,7 @@ from reconciler.cli.host import open_host
 from reconciler.cli.host_refs import resolve_on_host
 from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources
 from reconciler.cli.output import fail, print_json
+from reconciler.cli.progress import ApplyProgress
 from reconciler.cli.render import echo_err, render_admission, render_plan, render_result
 from reconciler.cli.selection import select_resources, selector_option
 from reconciler.engine.apply import apply_plan
@@ -307,6 +308,7 @@ def apply(
                 sys.exit(0 if plan.empty else 1)
             if not yes and not confirmed(plan):
                 fail("not confirmed; nothing was applied", code=1)
+            progress = ApplyProgress(plan)
             context = ApplyContext(
                 resources={r.ref: r for r in [*from_host, *resources]},
                 observation=observation,
@@ -314,9 +316,12 @@ def apply(
                 set_name=set_name,
                 delete_volumes=delete_volumes,
                 shutdown_timeout=shutdown_timeout,
-                progress=echo_err,
+                progress=progress,
             )
-            result = apply_plan(plan, resources, provider, context)
+            try:
+                result = apply_plan(plan, resources, provider, context)
+            finally:
+                progress.finish()
     except ReconError as exc:
         fail(str(exc), exc.hint, code=1)
     if output == "json":

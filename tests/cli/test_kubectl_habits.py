@@ -223,3 +223,31 @@ def test_validate_stays_offline_and_allow_host_refs_makes_notes(
     assert other.returncode == 0
     bad = web.read_text().replace("cpus: 2", "cpus: 0")
     assert recon("validate", "-f", "-", "--allow-host-refs", stdin=bad).returncode == 1
+
+
+# --- progress during apply ---------------------------------------------------------------------
+
+
+def test_apply_shows_a_progress_bar_on_a_terminal_and_nothing_on_stdout(
+    recon: Recon, manifests: Path
+) -> None:
+    code, seen, stdout = on_terminal(recon, "apply", "-f", manifests, "--yes", answer="")
+    assert code == 0, seen
+    assert "\r\x1b[K[" in seen  # one line, redrawn in place
+    assert "] 1/7 + StoragePool/default: create..." in seen
+    assert "] 7/7 + Container/cache-1: create..." in seen
+    assert "#" * 10 in seen  # the bar fills
+    assert stdout.strip().splitlines() == [stdout.strip()]  # only the result
+    assert stdout.startswith("Apply complete: 7 created")
+
+
+def test_apply_without_a_terminal_prints_plain_progress_lines(
+    recon: Recon, manifests: Path
+) -> None:
+    result = recon("apply", "-f", manifests)
+    assert result.returncode == 0, output(result)
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert "+ StoragePool/default: create..." in lines
+    assert "+ VirtualMachine/web-1: create..." in lines
+    assert "create..." not in result.stdout
