@@ -15,10 +15,10 @@ manifest set, and keeping the manifest text too would double every stamp on the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 from reconciler.model.fields import unflatten
-from reconciler.model.kinds import API_VERSION
+from reconciler.model.kinds import API_VERSION, KINDS
 from reconciler.providers.base import Observed
 
 # HostPolicy has no name on the host (there is one host); printed under the name it is
@@ -45,6 +45,8 @@ def to_object(obs: Observed) -> dict[str, Any]:
         spec = unflatten(stamp.applied)
     else:
         spec = unflatten({k: v for k, v in obs.fields.items() if k not in _REPORTED_ONLY})
+    if obs.ref.kind in KINDS:
+        spec = _in_model_order(spec, KINDS[obs.ref.kind].model_fields["spec"].annotation)
     return {
         "apiVersion": API_VERSION,
         "kind": obs.ref.kind,
@@ -52,6 +54,34 @@ def to_object(obs: Observed) -> dict[str, Any]:
         "spec": spec,
         "status": status(obs),
     }
+
+
+def _in_model_order(value: Any, model: Any) -> Any:
+    """The keys in the order the model declares them (as a manifest is written), not the
+    stamp's sorted order; keys the model does not know stay, last."""
+    if isinstance(value, list):
+        return [_in_model_order(v, model) for v in value]
+    fields = getattr(model, "model_fields", None)
+    if not isinstance(value, dict) or fields is None:
+        return value
+    out: dict[str, Any] = {}
+    for name, info in fields.items():
+        key = info.alias or name
+        if key in value:
+            out[key] = _in_model_order(value[key], _model_of(info.annotation))
+    out.update({k: v for k, v in value.items() if k not in out})
+    return out
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model in `Model`, `Model | None` or `list[Model]`, if any."""
+    if hasattr(annotation, "model_fields"):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def status(obs: Observed) -> dict[str, Any]:

@@ -35,7 +35,8 @@ def test_completion_prints_the_script_for_each_shell(shell: str) -> None:
     result = CliRunner().invoke(cli, ["completion", shell], prog_name="recon")
     assert result.exit_code == 0
     assert f"_RECON_COMPLETE={shell}_complete" in result.output
-    assert "completion" in CliRunner().invoke(cli, ["--help"]).output
+    help_text = CliRunner().invoke(cli, ["--help"]).output
+    assert "completion" in help_text and "explain" in help_text
 
 
 def test_tab_completes_verbs_and_kinds(tmp_path: Path) -> None:
