@@ -9,9 +9,13 @@ creates the embedded host, and takes no lock.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:
+    # click.shell_completion is imported on a TAB only, not at every start.
+    from click.shell_completion import CompletionItem
 
 from reconciler.cli.kind_names import KIND_ALIASES
 from reconciler.model.kinds import KINDS
@@ -20,6 +24,8 @@ from reconciler.model.kinds import KINDS
 def complete_kind(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
     words = sorted({*KINDS, *KIND_ALIASES})
     return [CompletionItem(w) for w in words if w.startswith(incomplete)]
 
@@ -53,5 +59,7 @@ def host_names(ctx: click.Context, kind: str | None) -> list[str]:
 def complete_name(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
     names = host_names(ctx, ctx.params.get("kind"))
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]

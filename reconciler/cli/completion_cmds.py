@@ -7,7 +7,6 @@ main.py adds this command to `recon`; this module imports no other command modul
 from __future__ import annotations
 
 import click
-from click.shell_completion import get_completion_class
 
 SHELLS = ("bash", "zsh", "fish")
 
@@ -24,6 +23,8 @@ def completion(ctx: click.Context, shell: str) -> None:
     fish:  recon completion fish > ~/.config/fish/completions/recon.fish
     or for this shell only: eval "$(recon completion bash)"
     """
+    from click.shell_completion import get_completion_class
+
     root = ctx.find_root()
     cls = get_completion_class(shell)
     assert cls is not None  # every choice is one of click's shells

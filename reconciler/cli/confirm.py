@@ -29,5 +29,6 @@ def confirmed(plan: Plan) -> bool:
     changes = disruptive(plan)
     if not changes or not interactive():
         return True
+    # Asked with the host locked and observed: what is confirmed is what will be applied.
     what = ", ".join(f"{c.ref} ({c.disruption.value})" for c in changes)
     return click.confirm(f"This apply will disrupt {what}. Go on?", default=False, err=True)

@@ -8,10 +8,13 @@ main.py adds this command to `recon`; this module imports no other command modul
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:
+    # click.shell_completion is imported on a TAB only, not at every start.
+    from click.shell_completion import CompletionItem
 
 from reconciler.cli.kind_names import KIND_ALIASES
 from reconciler.cli.output import fail
@@ -110,6 +113,8 @@ def _walk(schema: _Schema, path: list[str]) -> tuple[Node, bool]:
 
 def _complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """KIND, then its field paths one level at a time (`vm.spec.` -> `vm.spec.cpus`, ...)."""
+    from click.shell_completion import CompletionItem
+
     if "." not in incomplete:
         words = sorted({*KINDS, *KIND_ALIASES})
         return [CompletionItem(w) for w in words if w.startswith(incomplete)]
