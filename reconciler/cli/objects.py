@@ -110,6 +110,11 @@ def status(obs: Observed) -> dict[str, Any]:
             "revision": obs.stamp.revision,
             "set": obs.stamp.set_name,
         }
+    if obs.ref.kind == "HostPolicy":
+        out["note"] = (
+            "the host keeps only KSM's settings; memoryReserve and guaranteeOvercommit are "
+            "read from the manifest when a plan is made"
+        )
     # What the host shows now, in diff's keys: the spec above is what was applied.
     out["observed"] = obs.fields
     return out

@@ -157,6 +157,8 @@ def test_get_kind_name_prints_the_object_with_its_status(recon: Recon, applied: 
     assert status["stamp"]["file"].endswith("web-1.yaml")
     one = yaml.safe_load(recon.ok("get", "vm", "web-1", "-o", "yaml").stdout)
     assert one == web
+    policy = yaml.safe_load(recon.ok("get", "hostpolicy", "host", "-o", "yaml").stdout)
+    assert policy["kind"] == "HostPolicy" and "memoryReserve" in policy["status"]["note"]
 
 
 def test_a_label_change_is_recorded_and_reported(recon: Recon, applied: Path) -> None:
