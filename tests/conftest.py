@@ -46,6 +46,7 @@ class Recon:
         *args: str | Path,
         env: Mapping[str, str] | None = None,
         home: Path | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         # Nothing from the caller's environment may switch on failpoints or another host.
         full = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
@@ -53,6 +54,7 @@ class Recon:
         full.update(env or {})
         return subprocess.run(
             [RECON, *map(str, args)],
+            input=stdin,
             capture_output=True,
             text=True,
             env=full,
@@ -68,12 +70,32 @@ class Recon:
         return result
 
     def get(self, *args: str) -> list[dict[str, Any]]:
-        """`recon get -o json`, by "Kind/name"."""
-        data: list[dict[str, Any]] = json.loads(self.ok("get", *args, "-o", "json").stdout)
-        return data
+        """`recon get -o json` (a List of objects), each as kind, name and its status."""
+        return inventory(json.loads(self.ok("get", *args, "-o", "json").stdout))
 
     def objects(self) -> dict[str, dict[str, Any]]:
         return {f"{o['kind']}/{o['name']}": o for o in self.get()}
+
+
+def inventory(listed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items of `recon get -o json` as tests read them: kind, name, uuid, managed,
+    running, the observed fields, the guaranteed bytes and the stamp."""
+    out = []
+    for item in listed["items"]:
+        status = item["status"]
+        out.append(
+            {
+                "kind": item["kind"],
+                "name": item["metadata"]["name"],
+                "uuid": status["uuid"],
+                "managed": status["managed"],
+                "running": status["running"],
+                "fields": status["observed"],
+                "guaranteedBytes": status.get("guarantee", {}).get("bytes", 0),
+                "stamp": status.get("stamp"),
+            }
+        )
+    return out
 
 
 def output(result: subprocess.CompletedProcess[str]) -> str:

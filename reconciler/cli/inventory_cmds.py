@@ -12,53 +12,44 @@ from typing import Any
 import click
 import yaml
 
+from reconciler.cli.completion import complete_kind, complete_name
 from reconciler.cli.host import open_host
+from reconciler.cli.kind_names import KIND_ALIASES
 from reconciler.cli.manifests import FILES_HELP, load_refs
+from reconciler.cli.objects import as_list, display_name, to_object
 from reconciler.cli.output import fail, print_json
 from reconciler.cli.render import echo_err, render_change, render_inventory, render_result
+from reconciler.cli.selection import select_observed, selector_option
 from reconciler.engine.apply import apply_plan
 from reconciler.load.graph import sort_key
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import KINDS
 from reconciler.model.plan import Action, Change, Disruption, Plan
 from reconciler.model.refs import ResourceRef
+from reconciler.model.selectors import Selector
 from reconciler.providers.base import ApplyContext, Observation
-
-# KIND as `get` and `delete KIND NAME` take it, in any case: a kind, its plural, a short name.
-KIND_ALIASES = {
-    **{k.lower(): k for k in KINDS},
-    **{k.lower() + "s": k for k in KINDS},
-    "vm": "VirtualMachine",
-    "vms": "VirtualMachine",
-    "ct": "Container",
-    "cts": "Container",
-    "pool": "StoragePool",
-    "pools": "StoragePool",
-    "net": "Network",
-    "nets": "Network",
-    "networks": "Network",
-    "network": "Network",
-    "tmpl": "Template",
-}
 
 
 def _select(observation: Observation, kind: str | None, name: str | None) -> list[Any]:
-    objects = [o for o in observation.objects.values() if o.ref.kind != "HostPolicy"]
+    objects = list(observation.objects.values())
     if kind:
         resolved = KIND_ALIASES.get(kind.lower())
         if resolved is None:
             fail(f"unknown kind '{kind}'", "one of: " + ", ".join(KINDS), code=2)
         objects = [o for o in objects if o.ref.kind == resolved]
+    else:
+        # The host itself is listed only when asked for (`get hostpolicy`).
+        objects = [o for o in objects if o.ref.kind != "HostPolicy"]
     if name:
-        objects = [o for o in objects if o.ref.name == name]
+        objects = [o for o in objects if display_name(o) == name]
         if not objects:
             fail(f"{kind}/{name} not found on the host", code=1)
     return sorted(objects, key=lambda o: sort_key(o.ref))
 
 
 @click.command()
-@click.argument("kind", required=False)
-@click.argument("name", required=False)
+@click.argument("kind", required=False, shell_complete=complete_kind)
+@click.argument("name", required=False, shell_complete=complete_name)
 @click.option(
     "-o",
     "--output",
@@ -66,47 +57,47 @@ def _select(observation: Observation, kind: str | None, name: str | None) -> lis
     default="table",
     show_default=True,
 )
+@selector_option
 @click.pass_context
-def get(ctx: click.Context, kind: str | None, name: str | None, output: str) -> None:
-    """List what is on the host: guests, pools, networks, templates (managed or not)."""
+def get(
+    ctx: click.Context, kind: str | None, name: str | None, output: str, selector: Selector | None
+) -> None:
+    """List what is on the host: guests, pools, networks, templates (managed or not).
+
+    -o yaml|json prints each object as a manifest (KIND NAME: the object; otherwise a
+    List) with a status section; `recon apply -f -` takes it back and changes nothing.
+    """
     with open_host(ctx, lock=False) as provider:
         observation = provider.observe()
-    objects = _select(observation, kind, name)
+    objects = select_observed(_select(observation, kind, name), selector)
+    if name and not objects:
+        fail(f"{kind}/{name} does not match the selector '{selector}'", code=1)
     if output in ("table", "wide"):
         click.echo(render_inventory(observation, objects, wide=output == "wide"))
         return
-    data = [
-        {
-            "kind": o.ref.kind,
-            "name": o.ref.name,
-            "uuid": o.uuid,
-            "managed": o.owned,
-            "running": o.running,
-            "fields": o.fields,
-            "guaranteedBytes": o.guaranteed_bytes,
-            "stamp": None
-            if o.stamp is None
-            else {
-                "file": o.stamp.file,
-                "specHash": o.stamp.spec_hash,
-                "revision": o.stamp.revision,
-                "set": o.stamp.set_name,
-            },
-        }
-        for o in objects
-    ]
+    # One object by name is the object, as kubectl prints it; otherwise a List.
+    data = to_object(objects[0]) if name else as_list(objects)
     if output == "json":
         print_json(data)
     else:
         click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
 
 
+def _owned_matching(ctx: click.Context, kind: str | None, selector: Selector) -> list[ResourceRef]:
+    """What `delete [KIND] -l SELECTOR` deletes: objects recon owns whose labels match."""
+    with open_host(ctx, lock=False) as provider:
+        observation = provider.observe()
+    chosen = select_observed(_select(observation, kind, None), selector)
+    return [o.ref for o in chosen if o.owned]
+
+
 @click.command()
-@click.argument("kind", required=False)
-@click.argument("name", required=False)
+@click.argument("kind", required=False, shell_complete=complete_kind)
+@click.argument("name", required=False, shell_complete=complete_name)
 @click.option("-f", "--filename", "paths", multiple=True, help=FILES_HELP)
 @click.option("--delete-volumes", is_flag=True, help="Also delete the guests' disks.")
 @click.option("--ignore-not-found", is_flag=True, help="Exit 0 when something is not there.")
+@selector_option
 @click.pass_context
 def delete(
     ctx: click.Context,
@@ -115,17 +106,24 @@ def delete(
     paths: tuple[str, ...],
     delete_volumes: bool,
     ignore_not_found: bool,
+    selector: Selector | None,
 ) -> None:
-    """Delete what the manifests (or KIND NAME) name. Only objects recon created."""
+    """Delete what the manifests (or KIND NAME) name. Only objects recon created.
+
+    With -l: the manifests whose labels match (-f), or the objects recon owns whose recorded
+    labels match (of KIND, or of every kind).
+    """
     if paths:
-        refs = load_refs(paths)
+        refs = load_refs(paths, selector)
+    elif selector is not None and not name:
+        refs = _owned_matching(ctx, kind, selector)
     elif kind and name:
         resolved = KIND_ALIASES.get(kind.lower())
         if resolved is None:
             fail(f"unknown kind '{kind}'", "one of: " + ", ".join(KINDS), code=2)
         refs = [ResourceRef(resolved, name)]
     else:
-        fail("say what to delete: -f PATH, or KIND NAME", code=2)
+        fail("say what to delete: -f PATH, KIND NAME, or -l SELECTOR [KIND]", code=2)
     try:
         with open_host(ctx, lock=True) as provider:
             observation = provider.observe()

@@ -18,11 +18,14 @@ from pathlib import Path
 import click
 
 from reconciler import __version__
+from reconciler.cli.completion_cmds import completion
+from reconciler.cli.explain_cmds import explain
 from reconciler.cli.inventory_cmds import delete, get
 from reconciler.cli.manifests import FILES_HELP
 from reconciler.cli.output import print_diagnostics, print_json
 from reconciler.cli.plan_cmds import apply, diff
 from reconciler.cli.state_cmds import observe
+from reconciler.load.cross_checks import dangling_ref
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.capabilities import check_manifest
@@ -73,10 +76,11 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
     """recon: make a virtualization host match the manifests in git.
 
     \b
-    Exit codes: 0 success (diff: no changes). 1: validate found invalid
-    manifests, diff found changes, apply/delete failed or was refused, get
-    found nothing. 2 or more: errors (bad usage, invalid manifests for diff or
-    apply, host unreachable, a refused plan for diff).
+    Exit codes: 0 success (diff, apply --dry-run: no changes). 1: validate
+    found invalid manifests, diff or apply --dry-run found changes,
+    apply/delete failed or was refused, get found nothing. 2 or more: errors
+    (bad usage, invalid manifests for diff or apply, host unreachable, a
+    refused plan for diff).
     """
     from reconciler.providers.libvirt.embedded import default_home
 
@@ -105,7 +109,15 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
     type=click.Choice(["test", "qemu", "kvm", "lxc", "vz"]),
     help="Also flag what this libvirt driver cannot do (see docs/real-hosts.md).",
 )
-def validate(paths: tuple[str, ...], output: str, driver: str | None) -> None:
+@click.option(
+    "--allow-host-refs",
+    is_flag=True,
+    help="References to objects no manifest defines are notes, not problems: apply looks "
+    "for them among what recon owns on the host.",
+)
+def validate(
+    paths: tuple[str, ...], output: str, driver: str | None, allow_host_refs: bool
+) -> None:
     """Check manifests offline: syntax, schema, types, references. No host is contacted.
 
     Exits 0 when every manifest is valid and 1 when any is not; all problems are
@@ -134,6 +146,10 @@ def validate(paths: tuple[str, ...], output: str, driver: str | None) -> None:
                 )
                 (result.diagnostics if problem.error else warnings).append(diag)
     result.diagnostics = sorted(read_diags + result.diagnostics, key=lambda d: d.sort_key())
+    notes: list[Diagnostic] = []
+    if allow_host_refs:
+        notes = [d for d in result.diagnostics if dangling_ref(d)]
+        result.diagnostics = [d for d in result.diagnostics if not dangling_ref(d)]
     if output == "json":
         print_json(
             {
@@ -142,11 +158,15 @@ def validate(paths: tuple[str, ...], output: str, driver: str | None) -> None:
                 "resources": [str(r.ref) for r in result.resources] if result.ok else [],
                 "diagnostics": [d.to_json() for d in result.diagnostics],
                 "warnings": [d.to_json() for d in warnings],
+                "notes": [d.to_json() for d in notes],
             }
         )
     else:
         for warning in sorted(warnings, key=lambda d: d.sort_key()):
             click.echo("warning" + warning.render()[len("error") :], err=True)
+        for note in notes:
+            head = note.render().partition("\n")[0][len("error") :]
+            click.echo(f"note{head}; apply looks for it on the host", err=True)
         print_diagnostics(result.diagnostics)
         if result.ok:
             click.echo(f"{len(result.resources)} resources in {len(result.files)} files are valid")
@@ -181,6 +201,8 @@ cli.add_command(apply)
 cli.add_command(get)
 cli.add_command(delete)
 cli.add_command(observe)
+cli.add_command(explain)
+cli.add_command(completion)
 
 
 def main() -> None:

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.cli.output import fail, print_diagnostics
+from reconciler.load.cross_checks import dangling_ref
 from reconciler.load.manifests import load_manifests
 from reconciler.load.sources import expand_paths, read_sources
 from reconciler.load.validate import validate_documents
+from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.selectors import Selector
 
 FILES_HELP = "Manifest file or directory (read recursively); '-' reads standard input. Repeatable."
 
@@ -35,13 +38,24 @@ def _no_manifests(path: str) -> bool:
     return not files and [d.message for d in diags] == [EMPTY_DIRECTORY]
 
 
-def load_resources(paths: Sequence[str], *, allow_empty: bool = False) -> list[Resource]:
-    """The desired set the manifests form; exits 2 when any of them has a problem."""
+def load_resources(
+    paths: Sequence[str],
+    *,
+    allow_empty: bool = False,
+    host_refs: list[Diagnostic] | None = None,
+) -> list[Resource]:
+    """The desired set the manifests form; exits 2 when any of them has a problem.
+
+    host_refs: references to objects no manifest defines are put there instead, for the
+    caller to look up on the host (host_refs.py), when they are the only problems."""
     if allow_empty:
         # Once the last manifest is removed from a repository, its directory is the desired
         # set: empty. Without --allow-empty that is still refused as a likely mistake.
         paths = [p for p in paths if not _no_manifests(p)]
     result = load_manifests(paths, stdin=sys.stdin.buffer)
+    if host_refs is not None and all(dangling_ref(d) for d in result.diagnostics):
+        host_refs += result.diagnostics
+        return result.resources
     if not result.ok:
         print_diagnostics(result.diagnostics)
         fail(
@@ -52,7 +66,7 @@ def load_resources(paths: Sequence[str], *, allow_empty: bool = False) -> list[R
     return result.resources
 
 
-def load_refs(paths: Sequence[str]) -> list[ResourceRef]:
+def load_refs(paths: Sequence[str], selector: Selector | None = None) -> list[ResourceRef]:
     """What `delete -f` names. Each document must be a valid resource, but what it refers to
     need not be in the files: deleting one guest's manifest file must not need the pool's."""
     docs, read_diags = read_sources(paths, stdin=sys.stdin.buffer)
@@ -65,7 +79,10 @@ def load_refs(paths: Sequence[str]) -> list[ResourceRef]:
             "run `recon validate` for the full report",
             code=2,
         )
-    return [r.ref for r in result.resources]
+    chosen = result.resources
+    if selector is not None:
+        chosen = [r for r in chosen if selector.matches(r.manifest.metadata.labels)]
+    return [r.ref for r in chosen]
 
 
 def git_revision(paths: Sequence[str]) -> str | None:

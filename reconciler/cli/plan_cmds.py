@@ -15,20 +15,26 @@ from typing import Any
 
 import click
 
+from reconciler.cli.confirm import confirmed
 from reconciler.cli.exported import host_state_note, load_host_state
 from reconciler.cli.host import open_host
+from reconciler.cli.host_refs import resolve_on_host
 from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources
 from reconciler.cli.markdown import render_markdown
 from reconciler.cli.output import fail, print_json
 from reconciler.cli.params import SECONDS, SET_NAME
+from reconciler.cli.progress import ApplyProgress
 from reconciler.cli.render import echo_err, render_admission, render_plan, render_result
+from reconciler.cli.selection import select_resources, selector_option
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
+from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import KINDS
 from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.selectors import Selector
 from reconciler.providers.base import ApplyContext, Observation
 
 
@@ -150,8 +156,25 @@ def _saved_plan(paths: Sequence[str]) -> dict[str, Any] | None:
     return data
 
 
+def _selected(
+    resources: list[Resource], selector: Selector | None, allow_empty: bool
+) -> list[Resource]:
+    """The manifests -l selects (all of them were validated together, references and all)."""
+    chosen = select_resources(resources, selector)
+    if selector is not None and not chosen and not allow_empty:
+        fail(
+            f"no manifest matches the selector '{selector}'; nothing was done",
+            "with --prune --allow-empty it would delete what recon owns that matches",
+            code=2,
+        )
+    return chosen
+
+
 prune_option = click.option(
-    "--prune", is_flag=True, help="Delete objects recon owns in this set that no manifest names."
+    "--prune",
+    is_flag=True,
+    help="Delete objects recon owns in this set that no manifest names (with -l: only those "
+    "whose labels match).",
 )
 set_option = click.option(
     "--set",
@@ -207,6 +230,7 @@ delete_volumes_option = click.option(
 @empty_option
 @adopt_option
 @delete_volumes_option
+@selector_option
 @click.pass_context
 def diff(
     ctx: click.Context,
@@ -219,12 +243,15 @@ def diff(
     allow_empty: bool,
     adopt: bool,
     delete_volumes: bool,
+    selector: Selector | None,
 ) -> None:
     """Show what apply would change, field by field, with its disruption class.
 
     Exits 0 when the host matches, 1 when there are changes, 2 or more on errors.
     """
-    resources = load_resources(paths, allow_empty=allow_empty)
+    host_refs: list[Diagnostic] = []
+    resources = load_resources(paths, allow_empty=allow_empty, host_refs=host_refs)
+    resources = _selected(resources, selector, allow_empty)
     options = PlanOptions(
         prune=prune,
         set_name=set_name,
@@ -232,17 +259,20 @@ def diff(
         adopt=adopt,
         revision=git_revision(paths),
         delete_volumes=delete_volumes,
+        selector=selector,
     )
     notes: list[str] = []
     if host_state is None:
         with open_host(ctx, lock=False) as provider:
-            plan = _plan_or_fail(resources, provider.observe(), options, code=2)
+            observation = provider.observe()
     else:
         # The same engine path, over the exported observation: a read-only provider.
         snapshot = load_host_state(host_state)
         notes.append(host_state_note(snapshot))
         echo_err(notes[-1])
-        plan = _plan_or_fail(resources, snapshot.observe(), options, code=2)
+        observation = snapshot.observe()
+    resolve_on_host(host_refs, observation, prune=prune, set_name=set_name)
+    plan = _plan_or_fail(resources, observation, options, code=2)
     if out_file is not None:
         out_file.write_text(json.dumps(_plan_json(plan, resources, options), indent=2) + "\n")
         echo_err(f"plan saved to {out_file}")
@@ -268,7 +298,18 @@ def diff(
 @set_option
 @empty_option
 @adopt_option
-@click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the plan and stop; exit 0 when the host matches, 1 when changes are pending "
+    "(as diff).",
+)
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    help="Do not ask before restarting, replacing or deleting (asked only on a terminal).",
+)
 @click.option(
     "--allow-replace", is_flag=True, help="Allow changes that destroy and recreate objects."
 )
@@ -283,6 +324,7 @@ def diff(
 @click.option(
     "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@selector_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -292,16 +334,27 @@ def apply(
     allow_empty: bool,
     adopt: bool,
     dry_run: bool,
+    yes: bool,
     allow_replace: bool,
     delete_volumes: bool,
     shutdown_timeout: float,
     output: str,
+    selector: Selector | None,
 ) -> None:
-    """Make the host match the manifests (or a saved plan). Exits 0 on success, 1 if not."""
+    """Make the host match the manifests (or a saved plan). Exits 0 on success, 1 if not.
+
+    With --dry-run it only shows the plan, and exits as diff does: 0 when the host matches,
+    1 when changes are pending. On a terminal it asks before a change that restarts,
+    replaces or deletes (--yes does not ask); without one (CI) it never asks.
+    """
     saved = _saved_plan(paths)
+    host_refs: list[Diagnostic] = []
     if saved is None:
-        resources = load_resources(paths, allow_empty=allow_empty)
+        resources = load_resources(paths, allow_empty=allow_empty, host_refs=host_refs)
+        resources = _selected(resources, selector, allow_empty)
         revision = git_revision(paths)
+    elif selector is not None:
+        fail("-l does not apply to a saved plan: it was made for what it shows", code=2)
     else:
         plan, resources = _plan_from_json(saved)
         revision = plan.revision
@@ -313,6 +366,7 @@ def apply(
         adopt=adopt,
         revision=revision,
         delete_volumes=delete_volumes,
+        selector=selector,
     )
     if saved is not None:
         options = _saved_options(saved)
@@ -320,7 +374,9 @@ def apply(
     try:
         with open_host(ctx, lock=not dry_run) as provider:
             observation = provider.observe()
+            from_host: list[Resource] = []
             if saved is None:
+                from_host = resolve_on_host(host_refs, observation, prune=prune, set_name=set_name)
                 plan = _plan_or_fail(resources, observation, options, code=1)
             elif plan.host and plan.host != observation.host.uri:
                 fail(
@@ -350,17 +406,23 @@ def apply(
             if dry_run or plan.empty:
                 if output == "json":
                     print_json({"plan": plan.to_json(), "applied": []})
-                sys.exit(0)
+                sys.exit(0 if plan.empty else 1)
+            if not yes and not confirmed(plan):
+                fail("not confirmed; nothing was applied", code=1)
+            progress = ApplyProgress(plan)
             context = ApplyContext(
-                resources={r.ref: r for r in resources},
+                resources={r.ref: r for r in [*from_host, *resources]},
                 observation=observation,
                 revision=revision,
                 set_name=set_name,
                 delete_volumes=delete_volumes,
                 shutdown_timeout=shutdown_timeout,
-                progress=echo_err,
+                progress=progress,
             )
-            result = apply_plan(plan, resources, provider, context)
+            try:
+                result = apply_plan(plan, resources, provider, context)
+            finally:
+                progress.finish()
     except ReconError as exc:
         fail(str(exc), exc.hint, code=1)
     if output == "json":

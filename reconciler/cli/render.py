@@ -114,15 +114,22 @@ def render_result(result: ApplyResult) -> str:
     return "\n".join(lines)
 
 
+def word(value: Any) -> str:
+    """A cell as kubectl would print it: yes/no rather than Python's True/False."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "-" if value is None else str(value)
+
+
 def observed_row(obs: Observed, wide: bool) -> list[str]:
     f = obs.fields
     state = f.get("state", "Active" if obs.ref.kind in ("StoragePool", "Network") else "-")
     row = [
         obs.ref.kind,
-        obs.ref.name,
-        str(state),
-        str(f.get("cpus", "-")),
-        str(f.get("memory", "-")),
+        obs.ref.name or "host",  # the HostPolicy: the host itself has no name
+        word(state),
+        word(f.get("cpus")),
+        word(f.get("memory")),
         "yes" if obs.owned else "no",
     ]
     if wide:
@@ -133,7 +140,7 @@ def observed_row(obs: Observed, wide: bool) -> list[str]:
             guarantee = f"{format_quantity(obs.guaranteed_bytes)} ({how})"
         row += [
             guarantee,
-            str(f.get("autostart", "-")),
+            word(f.get("autostart")),
             obs.uuid or "-",
             (obs.stamp.revision or "-") if obs.stamp else "-",
             obs.stamp.file if obs.stamp else "-",

@@ -282,6 +282,7 @@ def diff(
             or observed.stamp is None
             # A stamp records what was applied: not a change the host could not make.
             or (observed.stamp.spec_hash != res.desired_hash(applied) and not left_alone)
+            or _metadata_differs(res, observed)
         ):
             # Same on the host, but the stamp is missing or stale: record the new spec.
             result.changes.append(
@@ -290,13 +291,27 @@ def diff(
                     Action.UPDATE,
                     Disruption.NONE,
                     (),
-                    "adopt" if not observed.owned else "stamp",
+                    "adopt"
+                    if not observed.owned
+                    else "stamp"
+                    if observed.stamp is None
+                    or observed.stamp.spec_hash != res.desired_hash(applied)
+                    else "labels or annotations",
                     res.file,
                 )
             )
         else:
             result.unchanged.append(res.ref)
     return result
+
+
+def _metadata_differs(res: Resource, observed: Observed) -> bool:
+    """Labels and annotations live in the stamp only: a change to them rewrites the stamp."""
+    assert observed.stamp is not None
+    meta = res.manifest.metadata
+    return dict(observed.stamp.labels) != meta.labels or (
+        dict(observed.stamp.annotations) != meta.annotations
+    )
 
 
 def _diff_host_policy(

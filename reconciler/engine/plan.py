@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.engine.diff import GUESTS, diff, prune_candidates
@@ -15,6 +15,7 @@ from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.quantity import format_quantity
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.selectors import Selector
 from reconciler.providers.base import Observation
 
 
@@ -30,6 +31,9 @@ class PlanOptions:
     # The observation's fingerprint, which a saved plan carries: a control loop applies
     # its plans at once and does not need one.
     fingerprint: bool = True
+    # `-l`: the manifests were selected by label; prune only owned objects whose recorded
+    # labels match too, not everything else in the set.
+    selector: Selector | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,9 @@ def make_plan(
                 "fix the observation errors above and run again",
             )
         deletes = prune_candidates(resources, observation, options.set_name)
+        if options.selector is not None:
+            selector = options.selector
+            deletes = [d for d in deletes if selector.matches(_labels(observation, d.ref))]
         deletes, spared = _spare_in_use(deletes, observation, options.delete_volumes)
     # Ordered among themselves: what does not change is already on the host.
     changing = {c.ref for c in changes}
@@ -206,6 +213,11 @@ def _in_use_note(ref: ResourceRef, paths: list[str]) -> str:
         f"{ref} is not pruned: it still holds {names}; "
         "prune with --delete-volumes to delete the disks of pruned guests"
     )
+
+
+def _labels(observation: Observation, ref: ResourceRef) -> Mapping[str, str]:
+    stamp = observation.objects[ref].stamp
+    return stamp.labels if stamp is not None else {}
 
 
 def count_by_action(plan: Plan) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -53,7 +54,19 @@ def _ref(
         else f"define a {kind} named '{name}'"
         + (f" (defined: {', '.join(known[:10])})" if known else "")
     )
-    yield path, f"refers to {kind} '{name}', which no manifest defines", hint
+    yield path, f"refers to {kind} '{name}', {NO_MANIFEST_DEFINES}", hint
+
+
+NO_MANIFEST_DEFINES = "which no manifest defines"
+_DANGLING = re.compile(rf"refers to (\w+) '([^']*)', {NO_MANIFEST_DEFINES}")
+
+
+def dangling_ref(diag: Diagnostic) -> ResourceRef | None:
+    """The object a dangling-reference diagnostic names; None for any other diagnostic. Lets
+    `apply -f ONE-FILE` look for it among what recon owns on the host, and `validate
+    --allow-host-refs` report it as a note."""
+    match = _DANGLING.fullmatch(diag.message)
+    return ResourceRef(match[1], match[2]) if match else None
 
 
 def _template_format(

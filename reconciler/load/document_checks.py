@@ -146,9 +146,7 @@ def _allowed_keys(kind: str, path: FieldPath) -> list[str]:
 def _unknown_field(ctx: _Context, path: FieldPath) -> Diagnostic:
     key = str(path[-1])
     hint: str | None = None
-    if path == ("status",):
-        hint = "status is reported by recon, never read from a manifest: remove it"
-    elif ctx.kind:
+    if ctx.kind:
         allowed = _allowed_keys(ctx.kind, path[:-1])
         close = difflib.get_close_matches(key, allowed, n=1)
         if close:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import BinaryIO, Final
 
+from reconciler.load.reported import expand_lists
 from reconciler.load.yamlsafe import RawDocument, parse_yaml
 from reconciler.model.diagnostics import Diagnostic
 
@@ -226,6 +227,7 @@ def read_sources(
             diags.append(content)
             continue
         file_docs, file_diags = parse_yaml(content, label)
+        file_docs, list_diags = expand_lists(file_docs)
         docs += file_docs
-        diags += file_diags
+        diags += file_diags + list_diags
     return docs, diags

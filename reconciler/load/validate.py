@@ -16,7 +16,7 @@ cross_checks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
@@ -28,6 +28,7 @@ from reconciler.load.document_checks import (
     _schema_diagnostics,
 )
 from reconciler.load.raw_document import RawDocument
+from reconciler.load.reported import drop_reported
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.kinds import KINDS
 from reconciler.model.refs import ResourceRef
@@ -72,6 +73,9 @@ def validate_documents(
     """
     result = ValidationResult()
     for doc in docs:
+        data = drop_reported(doc.data)
+        if data is not doc.data:
+            doc = replace(doc, data=data)
         ctx, diags = _envelope(doc)
         if not diags:
             assert ctx.kind is not None

@@ -58,3 +58,46 @@ def spec_hash(fields: Fields) -> str:
     """Fingerprint of what was applied; stored in the stamp."""
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _split_key(key: str) -> list[tuple[str, str | None]]:
+    """`disks[root].size` -> [("disks", "root"), ("size", None)]. Names and spec keys hold no
+    dots or brackets (names are DNS labels or user names), so the split is unambiguous."""
+    parts: list[tuple[str, str | None]] = []
+    for segment in key.split("."):
+        head, bracket, rest = segment.partition("[")
+        parts.append((head, rest[:-1] if bracket else None))
+    return parts
+
+
+def unflatten(fields: Fields) -> dict[str, Any]:
+    """The inverse of flatten: a spec from its flat view. Items keyed by name get their
+    `name` back; positional items come back in their order (a key holds its index)."""
+    root: dict[str, Any] = {}
+    # Lists are built as {selector: item} first, then turned into lists below.
+    lists: list[tuple[dict[str, Any], str]] = []
+    for key, value in fields.items():
+        node = root
+        parts = _split_key(key)
+        for index, (name, selector) in enumerate(parts):
+            last = index == len(parts) - 1
+            if selector is None:
+                if last:
+                    node[name] = value
+                else:
+                    node = node.setdefault(name, {})
+                continue
+            if name not in node:
+                node[name] = {}
+                lists.append((node, name))
+            item = node[name].setdefault(selector, {})
+            if last and isinstance(value, dict):
+                item.update(value)
+            node = item
+    for parent, name in lists:
+        items: dict[str, Any] = parent[name]
+        if all(selector.isdigit() for selector in items):
+            parent[name] = [items[s] for s in sorted(items, key=int)]
+        else:
+            parent[name] = [{"name": s, **item} for s, item in items.items()]
+    return root

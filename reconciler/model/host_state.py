@@ -33,6 +33,8 @@ class StampState(_Strict):
     revision: str | None
     set_name: str = Field(alias="set")
     managed_by: str = Field(alias="managedBy")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class ObjectState(_Strict):

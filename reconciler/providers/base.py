@@ -31,6 +31,10 @@ class Stamp:
     revision: str | None = None
     set_name: str = "default"
     managed_by: str = MANAGED_BY
+    # The manifest's metadata, for `get -o yaml` and label selectors: not part of the spec
+    # hash (a label is not a change to the object itself), compared on their own.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -48,6 +48,8 @@ def _stamp_json(stamp: Stamp) -> dict[str, Any]:
         "revision": stamp.revision,
         "set": stamp.set_name,
         "managedBy": stamp.managed_by,
+        "labels": dict(stamp.labels),
+        "annotations": dict(stamp.annotations),
     }
 
 
@@ -175,7 +177,14 @@ def parse_host_state(text: str, source: str) -> tuple[Observation, HostStateDocu
         if item.stamp is not None:
             s = item.stamp
             stamp = Stamp(
-                s.file, s.spec_hash, dict(s.applied), s.revision, s.set_name, s.managed_by
+                s.file,
+                s.spec_hash,
+                dict(s.applied),
+                s.revision,
+                s.set_name,
+                s.managed_by,
+                labels=dict(s.labels),
+                annotations=dict(s.annotations),
             )
         observation.objects[ref] = Observed(
             ref=ref,

@@ -31,7 +31,7 @@ import libvirt
 import pytest
 import yaml
 
-from tests.conftest import Recon, output
+from tests.conftest import Recon, inventory, output
 
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
@@ -208,7 +208,7 @@ class Scene:
         assert result.returncode == 0, f"diff after apply:\n{output(result)}"
 
     def get(self) -> dict[str, dict[str, Any]]:
-        data = json.loads(self.recon.ok("get", "-o", "json").stdout)
+        data = inventory(json.loads(self.recon.ok("get", "-o", "json").stdout))
         return {f"{o['kind']}/{o['name']}": o for o in data}
 
 

@@ -67,6 +67,8 @@ def _stamp_doc() -> dict[str, object]:
         "revision": "c0ffee",
         "set": "blue",
         "managedBy": "recon",
+        "labels": {},
+        "annotations": {},
     }
 
 

@@ -99,10 +99,27 @@ def test_missing_required_field_points_at_parent(tmp_path: Path) -> None:
     assert d.line == 6
 
 
-def test_status_in_manifest_is_refused_with_hint(tmp_path: Path) -> None:
-    d = only(load(tmp_path, vm("cpus: 1\nmemory: 512Mi\n") + "status:\n  phase: x\n")[1])
-    assert d.field == "status"
-    assert d.hint is not None and "never read" in d.hint
+def test_status_and_uid_are_ignored_as_kubectl_apply_does(tmp_path: Path) -> None:
+    """What `recon get -o yaml` reports applies back: status and metadata.uid are not read."""
+    doc = vm("cpus: 1\nmemory: 512Mi\n") + "status:\n  phase: x\n  anything: [1, 2]\n"
+    doc = doc.replace("  name: web\n", "  name: web\n  uid: not-even-a-uuid\n")
+    assert "uid:" in doc
+    refs, diags = load(tmp_path, doc)
+    assert diags == [] and refs == ["VirtualMachine/web"]
+
+
+def test_a_list_document_is_its_items_with_their_own_lines(tmp_path: Path) -> None:
+    items = [vm("cpus: 1\nmemory: 512Mi\n"), vm("cpus: 0\nmemory: 512Mi\n", name="web-2")]
+    body = "".join("  - " + textwrap.indent(item, "    ").lstrip() for item in items)
+    refs, diags = load(tmp_path, "apiVersion: v1\nkind: List\nitems:\n" + body)
+    d = only(diags)
+    assert (d.resource, d.field) == ("VirtualMachine/web-2", "spec.cpus")
+    assert d.line == 3 + items[0].count("\n") + 1 + items[1].split("\n").index("  cpus: 0")
+    refs, diags = load(
+        tmp_path, "apiVersion: v1\nkind: List\nitems:\n" + body.replace("cpus: 0", "cpus: 2")
+    )
+    assert diags == [] and refs == ["VirtualMachine/web", "VirtualMachine/web-2"]
+    assert only(load(tmp_path, "apiVersion: v1\nkind: List\nitems: [1]\n")[1]).field == "items[0]"
 
 
 @pytest.mark.parametrize(

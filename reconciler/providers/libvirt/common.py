@@ -118,6 +118,8 @@ def make_stamp(resource: Resource, context: ApplyContext) -> Stamp:
         applied=fields,
         revision=context.revision,
         set_name=context.set_name,
+        labels=dict(resource.manifest.metadata.labels),
+        annotations=dict(resource.manifest.metadata.annotations),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import libvirt
@@ -11,7 +12,7 @@ from reconciler.model.fields import spec_hash
 from reconciler.model.kinds import VirtualMachine
 from reconciler.model.plan import Action, Change
 from reconciler.model.resource import Resource
-from reconciler.providers.base import ProviderError, Stamp
+from reconciler.providers.base import ProviderError
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import CONFIG, LIVE, Host
 from reconciler.providers.secrets import resolve_secret
@@ -69,13 +70,7 @@ def _forget_applied(dom: libvirt.virDomain, prefix: str) -> None:
     if parsed.stamp is None or parsed.kind is None:
         return
     applied = {k: v for k, v in parsed.stamp.applied.items() if not k.startswith(prefix)}
-    stamp = Stamp(
-        file=parsed.stamp.file,
-        spec_hash=spec_hash(applied),
-        applied=applied,
-        revision=parsed.stamp.revision,
-        set_name=parsed.stamp.set_name,
-    )
+    stamp = replace(parsed.stamp, spec_hash=spec_hash(applied), applied=applied)
     flags = CONFIG | (LIVE if dom.isActive() else 0)
     dom.setMetadata(
         libvirt.VIR_DOMAIN_METADATA_ELEMENT,

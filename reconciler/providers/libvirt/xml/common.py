@@ -170,7 +170,19 @@ def required(root: Element, path: str) -> str:
 # --- stamps -----------------------------------------------------------------------------------
 
 # One vocabulary for both forms: the element names of <recon:resource> are the JSON keys.
-_STAMP_KEYS = ("managed-by", "kind", "file", "spec-hash", "revision", "set", "applied")
+_STAMP_KEYS = (
+    "managed-by",
+    "kind",
+    "file",
+    "spec-hash",
+    "revision",
+    "set",
+    "applied",
+    "labels",
+    "annotations",
+)
+# Keys whose value is a mapping, kept as JSON text in the XML form.
+_JSON_KEYS = ("applied", "labels", "annotations")
 
 
 def dump_json(value: Any) -> str:
@@ -190,6 +202,11 @@ def stamp_dict(stamp: Stamp, kind: str) -> dict[str, Any]:
     }
     if stamp.revision is not None:
         out["revision"] = stamp.revision
+    # Only when set: the stamps of objects without labels stay as they were.
+    if stamp.labels:
+        out["labels"] = dict(stamp.labels)
+    if stamp.annotations:
+        out["annotations"] = dict(stamp.annotations)
     return out
 
 
@@ -210,6 +227,9 @@ def stamp_from_dict(data: Any) -> tuple[str, Stamp] | None:
         and isinstance(applied, dict)
     ):
         return None
+    labels, annotations = data.get("labels") or {}, data.get("annotations") or {}
+    if not (_str_map(labels) and _str_map(annotations)):
+        return None
     return kind, Stamp(
         file=file,
         spec_hash=spec_hash,
@@ -217,6 +237,14 @@ def stamp_from_dict(data: Any) -> tuple[str, Stamp] | None:
         revision=revision,
         set_name=set_name,
         managed_by=managed_by,
+        labels=labels,
+        annotations=annotations,
+    )
+
+
+def _str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     )
 
 
@@ -226,7 +254,7 @@ def stamp_to_element(stamp: Stamp, kind: str) -> Element:
     for key in _STAMP_KEYS:
         if key in data:
             value = data[key]
-            sub(root, f"{{{NS}}}{key}", dump_json(value) if key == "applied" else value)
+            sub(root, f"{{{NS}}}{key}", dump_json(value) if key in _JSON_KEYS else value)
     return root
 
 
@@ -246,7 +274,9 @@ def stamp_from_element(elem: Element) -> tuple[str, Stamp] | None:
         if child is not None:
             data[key] = child.text or ""
     try:
-        data["applied"] = json.loads(data["applied"])
+        for key in _JSON_KEYS:
+            if key in data or key == "applied":
+                data[key] = json.loads(data[key])
     except (KeyError, ValueError):
         return None
     return stamp_from_dict(data)
@@ -259,7 +289,7 @@ def stamp_metadata_xml(stamp: Stamp, kind: str) -> str:
     data = stamp_dict(stamp, kind)
     for key in _STAMP_KEYS:
         if key in data:
-            sub(root, key, dump_json(data[key]) if key == "applied" else data[key])
+            sub(root, key, dump_json(data[key]) if key in _JSON_KEYS else data[key])
     return ET.tostring(root, encoding="unicode")
 
 

@@ -1,0 +1,124 @@
+"""Host objects as `recon get -o yaml|json` prints them: manifests, as kubectl prints objects.
+
+`apiVersion`, `kind`, `metadata` (name, labels, annotations, uid) and `spec` are what recon
+would write: the spec is the applied fields recorded in recon's stamp turned back into their
+nesting (model/fields.py `unflatten`), and the labels and annotations recorded with them, so
+feeding the output to `recon apply -f -` changes nothing. An object recon does not own has no
+stamp: its spec is what the host shows, in the same keys (best effort, not a manifest to
+trust). `status` is what the host reports; the loader ignores it (as kubectl apply does), and
+so it ignores `metadata.uid`. Several objects are a `List` (`apiVersion: v1`, `items`).
+
+Nothing is stored besides the stamp's flat fields: the stamp already holds every field the
+manifest set, and keeping the manifest text too would double every stamp on the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, get_args
+
+from reconciler.model.fields import unflatten
+from reconciler.model.kinds import API_VERSION, KINDS
+from reconciler.providers.base import Observed
+
+# HostPolicy has no name on the host (there is one host); printed under the name it is
+# usually given.
+HOST_POLICY_NAME = "host"
+# What a host reports for a guest that is not part of its spec.
+_REPORTED_ONLY = ("uuid",)
+
+
+def display_name(obs: Observed) -> str:
+    return obs.ref.name or HOST_POLICY_NAME
+
+
+def to_object(obs: Observed) -> dict[str, Any]:
+    stamp = obs.stamp if obs.owned else None
+    metadata: dict[str, Any] = {"name": display_name(obs)}
+    if stamp is not None and stamp.labels:
+        metadata["labels"] = dict(stamp.labels)
+    if stamp is not None and stamp.annotations:
+        metadata["annotations"] = dict(stamp.annotations)
+    if obs.uuid:
+        metadata["uid"] = obs.uuid
+    if stamp is not None:
+        spec = unflatten(stamp.applied)
+    else:
+        spec = unflatten({k: v for k, v in obs.fields.items() if k not in _REPORTED_ONLY})
+    if obs.ref.kind in KINDS:
+        spec = _in_model_order(spec, KINDS[obs.ref.kind].model_fields["spec"].annotation)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": obs.ref.kind,
+        "metadata": metadata,
+        "spec": spec,
+        "status": status(obs),
+    }
+
+
+def _in_model_order(value: Any, model: Any) -> Any:
+    """The keys in the order the model declares them (as a manifest is written), not the
+    stamp's sorted order; keys the model does not know stay, last."""
+    if isinstance(value, list):
+        return [_in_model_order(v, model) for v in value]
+    fields = getattr(model, "model_fields", None)
+    if not isinstance(value, dict) or fields is None:
+        return value
+    out: dict[str, Any] = {}
+    for name, info in fields.items():
+        key = info.alias or name
+        if key in value:
+            out[key] = _in_model_order(value[key], _model_of(info.annotation))
+    out.update({k: v for k, v in value.items() if k not in out})
+    return out
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model in `Model`, `Model | None` or `list[Model]`, if any."""
+    if hasattr(annotation, "model_fields"):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def status(obs: Observed) -> dict[str, Any]:
+    f = obs.fields
+    out: dict[str, Any] = {
+        "managed": obs.owned,
+        "state": f.get("state", "Active" if obs.ref.kind in ("StoragePool", "Network") else None),
+        "uuid": obs.uuid,
+        "running": obs.running,
+    }
+    if obs.ref.kind in ("VirtualMachine", "Container"):
+        how = obs.extra.get("guarantee")
+        out["guarantee"] = {
+            "bytes": obs.guaranteed_bytes,
+            # How the host holds it (a cgroup, <min_guarantee>), or only recon's admission.
+            "heldBy": how if obs.guaranteed_bytes else None,
+            "held": bool(obs.guaranteed_bytes)
+            and isinstance(how, str)
+            and how != "admission only"
+            and not how.endswith("when running"),
+        }
+    if obs.stamp is not None:
+        out["stamp"] = {
+            "file": obs.stamp.file,
+            "specHash": obs.stamp.spec_hash,
+            "revision": obs.stamp.revision,
+            "set": obs.stamp.set_name,
+        }
+    if obs.ref.kind == "HostPolicy":
+        out["note"] = (
+            "the host keeps only KSM's settings; memoryReserve and guaranteeOvercommit are "
+            "read from the manifest when a plan is made"
+        )
+    # What the host shows now, in diff's keys: the spec above is what was applied.
+    out["observed"] = obs.fields
+    return out
+
+
+def as_list(objects: Sequence[Observed]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": [to_object(o) for o in objects]}
