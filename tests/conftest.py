@@ -122,6 +122,15 @@ def applied(recon: Recon, manifests: Path) -> Path:
     return manifests
 
 
+def leave_only_the_network_and_policy(manifests: Path) -> None:
+    """Every guest, template and pool removed from a copy of manifests/ (a prune of it keeps
+    the guests' disks unless --delete-volumes)."""
+    for path in [*(manifests / "vms").iterdir(), *(manifests / "containers").iterdir()]:
+        path.unlink()
+    (manifests / "templates.yaml").unlink()
+    (manifests / "storage.yaml").unlink()
+
+
 def edit(path: Path, old: str, new: str) -> None:
     """Replace text in a manifest; an edit that finds nothing to replace is a broken test."""
     text = path.read_text()

@@ -11,7 +11,15 @@ from typing import Any
 import jsonschema
 
 from reconciler.model.host_state import FORMAT, SCHEMA_FILE, host_state_schema
-from tests.conftest import ROOT, SECRET, OtherTool, Recon, edit, output
+from tests.conftest import (
+    ROOT,
+    SECRET,
+    OtherTool,
+    Recon,
+    edit,
+    leave_only_the_network_and_policy,
+    output,
+)
 
 NEW_NETWORK = """\
 apiVersion: reconciler/v1
@@ -261,10 +269,7 @@ def test_an_offline_prune_spares_what_the_host_still_needs_as_the_live_one_does(
     them as a live one does, and its saved plan passes apply's re-planning."""
     state, plan = tmp_path / "host-state.json", tmp_path / "plan.json"
     export(recon, state)
-    for path in [*(applied / "vms").iterdir(), *(applied / "containers").iterdir()]:
-        path.unlink()
-    (applied / "templates.yaml").unlink()
-    (applied / "storage.yaml").unlink()
+    leave_only_the_network_and_policy(applied)
     live = recon("diff", "-f", applied, "-o", "json", "--prune")
     args = ("diff", "-f", applied, "-o", "json", "--prune", "--host-state", state)
     offline = recon(*args, "--out", plan)

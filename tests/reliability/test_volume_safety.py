@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import OtherTool, Recon, edit, output
+from tests.conftest import OtherTool, Recon, edit, leave_only_the_network_and_policy, output
 from tests.reliability.test_apply_cli import pool_volumes
 
 VM = """apiVersion: reconciler/v1
@@ -100,10 +100,7 @@ def test_a_template_under_kept_disks_is_not_pruned_and_the_rest_goes_on(
     recon: Recon, applied: Path
 ) -> None:
     # Remove every guest and the Template; prune keeps the disks (no --delete-volumes).
-    for path in [*(applied / "vms").iterdir(), *(applied / "containers").iterdir()]:
-        path.unlink()
-    (applied / "templates.yaml").unlink()
-    (applied / "storage.yaml").unlink()
+    leave_only_the_network_and_policy(applied)
     plan = recon("diff", "-f", applied, "--prune", "-o", "json")
     assert plan.returncode == 1, output(plan)
     changes = {c["resource"] for c in json.loads(plan.stdout)["changes"]}
@@ -130,10 +127,7 @@ def test_a_template_under_kept_disks_is_not_pruned_and_the_rest_goes_on(
 def test_prune_with_delete_volumes_frees_the_template_and_pool_in_one_run(
     recon: Recon, applied: Path
 ) -> None:
-    for path in [*(applied / "vms").iterdir(), *(applied / "containers").iterdir()]:
-        path.unlink()
-    (applied / "templates.yaml").unlink()
-    (applied / "storage.yaml").unlink()
+    leave_only_the_network_and_policy(applied)
     result = recon("apply", "-f", applied, "--prune", "--delete-volumes")
     assert result.returncode == 0, output(result)
     assert "not pruned" not in output(result)
