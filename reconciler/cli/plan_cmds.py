@@ -357,20 +357,22 @@ def apply(
         fail("-l does not apply to a saved plan: it was made for what it shows", code=2)
     else:
         plan, resources = _plan_from_json(saved)
-        revision = plan.revision
-        set_name = saved.get("set", set_name)
-    options = PlanOptions(
-        prune=prune,
-        set_name=set_name,
-        allow_empty=allow_empty,
-        adopt=adopt,
-        revision=revision,
-        delete_volumes=delete_volumes,
-        selector=selector,
+    # A saved plan is applied with the options it was made with, never this command line's.
+    options = (
+        PlanOptions(
+            prune=prune,
+            set_name=set_name,
+            allow_empty=allow_empty,
+            adopt=adopt,
+            revision=revision,
+            delete_volumes=delete_volumes,
+            selector=selector,
+        )
+        if saved is None
+        else _saved_options(saved)
     )
-    if saved is not None:
-        options = _saved_options(saved)
-        delete_volumes = options.delete_volumes
+    revision, set_name = options.revision, options.set_name
+    delete_volumes = options.delete_volumes
     try:
         with open_host(ctx, lock=not dry_run) as provider:
             observation = provider.observe()

@@ -1,8 +1,8 @@
 """StoragePools and their volumes: observed in bulk, a pool's XML defined and started here.
 
-Guests make and delete their disks through the three volume functions at the end
-(`find_volume`, `create_volume`, `delete_volume_at`); Templates record themselves in their
-pool's stamp through `set_template_stamp`.
+Guests make and delete their disks through the volume functions at the end (`pool_named`,
+`find_volume`, `create_volume`, `delete_volume_at`); Templates record themselves in their pool's
+stamp through `set_template_stamp`.
 """
 
 from __future__ import annotations
@@ -197,14 +197,17 @@ def set_template_stamp(host: Host, pool_name: str, template: str, stamp: Stamp |
 # --- volumes, for the kinds that keep their data in a pool ----------------------------------
 
 
-def find_volume(host: Host, pool_name: str, vol_name: str) -> libvirt.virStorageVol | None:
-    """The volume, or None when it does not exist; the pool must exist."""
-    pool = host.conn.storagePoolLookupByName(pool_name)
+def pool_named(host: Host, name: str) -> libvirt.virStoragePool | None:
+    return lookup(host.conn.storagePoolLookupByName, name)
+
+
+def find_volume(pool: libvirt.virStoragePool, vol_name: str) -> libvirt.virStorageVol | None:
+    """The volume, or None when it does not exist."""
     return lookup(pool.storageVolLookupByName, vol_name)
 
 
-def create_volume(host: Host, pool_name: str, xml_text: str) -> libvirt.virStorageVol:
-    return host.conn.storagePoolLookupByName(pool_name).createXML(xml_text, 0)
+def create_volume(pool: libvirt.virStoragePool, xml_text: str) -> libvirt.virStorageVol:
+    return pool.createXML(xml_text, 0)
 
 
 def volume_exists_at(host: Host, path: str) -> bool:

@@ -55,9 +55,10 @@ def apply_template(
         if obs is not None and obs.stamp is not None:
             _refuse_backing(host, change.ref, obs.in_use_by)
             pool_name = str(obs.fields["pool"])
-            if lookup(host.conn.storagePoolLookupByName, pool_name) is not None:
+            pool = storage.pool_named(host, pool_name)
+            if pool is not None:
                 vol_name = lx.template_volume_name(change.ref.name, str(obs.fields["format"]))
-                vol = storage.find_volume(host, pool_name, vol_name)
+                vol = storage.find_volume(pool, vol_name)
                 if vol is not None:
                     vol.delete(0)
                 storage.set_template_stamp(host, pool_name, change.ref.name, None)
@@ -70,13 +71,12 @@ def apply_template(
         source = Path(resource.file).parent / source
     size = _verify_sha256(source, spec.source.file.sha256)
     vol_name = lx.template_volume_name(resource.ref.name, spec.format)
-    vol = storage.find_volume(host, spec.pool, vol_name)
+    pool = host.conn.storagePoolLookupByName(spec.pool)
+    vol = storage.find_volume(pool, vol_name)
     note = ""
     if vol is None:
         fmt = "qcow2" if spec.format == "qcow2" else "raw"
-        vol = storage.create_volume(
-            host, spec.pool, lx.build_volume(vol_name, capacity=size, fmt=fmt)
-        )
+        vol = storage.create_volume(pool, lx.build_volume(vol_name, capacity=size, fmt=fmt))
         if host.capabilities.get("volume-upload"):
             _upload(host.conn, vol, source, size)
         else:

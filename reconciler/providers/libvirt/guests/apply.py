@@ -5,6 +5,7 @@ failure continues from where the host is."""
 
 from __future__ import annotations
 
+import posixpath
 import time
 import uuid as uuidlib
 from contextlib import suppress
@@ -13,6 +14,7 @@ import libvirt
 
 from reconciler.model.kinds import Container, VirtualMachine
 from reconciler.model.plan import Action, Change, Disruption
+from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 from reconciler.providers.base import ApplyContext, ProviderError
 from reconciler.providers.libvirt import storage, templates
@@ -120,28 +122,27 @@ def _guest_volumes(
     elif isinstance(manifest, Container):
         wanted.append(("root", manifest.spec.disk.pool, manifest.spec.disk.size, None, "raw"))
     for disk_name, pool_name, size, template, fmt in wanted:
+        pool = host.conn.storagePoolLookupByName(pool_name)
         vol_name = lx.volume_name(resource.ref.name, disk_name, fmt)
-        have = attached.get(disk_name)
-        if have is not None and have.rsplit("/", 1)[-1] != vol_name:
-            kept = storage.find_volume(host, pool_name, have.rsplit("/", 1)[-1])
-            if kept is not None and kept.path() == have:
-                vol_name = kept.name()
-        vol = storage.find_volume(host, pool_name, vol_name)
-        if vol is not None:
-            _refuse_shared(resource, disk_name, vol.path(), context)
+        # The volume the guest has for this disk, if it is in this pool (one named before
+        # the "_" separator too), else the one under the disk's name.
+        have = attached.get(disk_name, "")
+        vol = storage.find_volume(pool, posixpath.basename(have)) if have else None
+        if vol is None or vol.path() != have:
+            vol = storage.find_volume(pool, vol_name)
         if vol is None:
             backing = templates.image_volume(host, template, context) if template else None
             root_from = None
             if isinstance(manifest, Container) and host.driver == "lxc":
                 root_from = lxc.root_archive(host, manifest, context)
             vol = storage.create_volume(
-                host,
-                pool_name,
-                lx.build_volume(vol_name, capacity=size, fmt=fmt, backing=backing),
+                pool, lx.build_volume(vol_name, capacity=size, fmt=fmt, backing=backing)
             )
             if root_from is not None:
                 lxc.make_root(vol, root_from)
         else:
+            _refuse_shared(resource, disk_name, vol.path(), context)
+            vol_name = vol.name()
             capacity = vol.info()[1]
             if size > capacity:
                 vol.resize(size, 0)
@@ -149,8 +150,13 @@ def _guest_volumes(
     return out
 
 
+def _other_users(context: ApplyContext, path: str, guest: str) -> list[ResourceRef]:
+    """The other guests, managed or not, whose disks or filesystems are the file at path."""
+    return [ref for ref in context.observation.users_of(path) if ref.name != guest]
+
+
 def _refuse_shared(resource: Resource, disk: str, path: str, context: ApplyContext) -> None:
-    others = [ref for ref in context.observation.users_of(path) if ref.name != resource.ref.name]
+    others = _other_users(context, path, resource.ref.name)
     if others:
         raise ProviderError(
             f"{resource.ref}: the volume {path} for disk {disk} is in use by "
@@ -180,7 +186,7 @@ def _delete_guest(
     for disk, path in parsed.disk_paths.items():
         if only_disks is not None and disk not in only_disks:
             continue
-        others = [r for r in context.observation.users_of(path) if r.name != parsed.name]
+        others = _other_users(context, path, parsed.name)
         if others:
             notes.append(f"volume {path} kept: in use by {', '.join(map(str, others))}")
             continue
