@@ -11,7 +11,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from reconciler.cli.builds import prepare_builds
 from reconciler.cli.host import KeptHost, host_uri
 from reconciler.cli.logs import setup_logging
 from reconciler.cli.manifests import git_revision
@@ -35,6 +36,7 @@ from reconciler.control.status import load_status, status_path
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.errors import ReconError
+from reconciler.model.resource import Resource
 
 # A host change often comes as a few events (a domain stopped, then undefined): one pass.
 HOST_EVENT_DELAY = 0.1
@@ -129,7 +131,12 @@ def _run(
             )
             raise SystemExit(2) from None
     host = KeptHost(ctx)
-    controller = Controller(host.session, status, path, options, log, metrics)
+    home = ctx.obj["home"]
+
+    def builds(resources: Sequence[Resource]) -> dict[str, str]:
+        return prepare_builds(resources, home, lambda message: log.info(message))
+
+    controller = Controller(host.session, status, path, options, log, metrics, builds)
     queue = WorkQueue()
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -25,6 +25,7 @@ from reconciler.cli.manifests import FILES_HELP
 from reconciler.cli.output import print_diagnostics, print_json
 from reconciler.cli.plan_cmds import apply, diff
 from reconciler.cli.state_cmds import observe
+from reconciler.cli.template_cmds import template
 from reconciler.load.cross_checks import dangling_ref
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
@@ -203,6 +204,7 @@ cli.add_command(delete)
 cli.add_command(observe)
 cli.add_command(explain)
 cli.add_command(completion)
+cli.add_command(template)
 
 
 def main() -> None:

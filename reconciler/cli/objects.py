@@ -110,6 +110,11 @@ def status(obs: Observed) -> dict[str, Any]:
             "revision": obs.stamp.revision,
             "set": obs.stamp.set_name,
         }
+    if obs.stamp is not None and obs.stamp.record:
+        # A built Template's artifact: revision, digest, build time, every package.
+        out["artifact"] = dict(obs.stamp.record)
+    if obs.ref.kind == "Template" and obs.in_use_by:
+        out["usedBy"] = list(obs.in_use_by)
     if obs.ref.kind == "HostPolicy":
         out["note"] = (
             "the host keeps only KSM's settings; memoryReserve and guaranteeOvercommit are "

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from reconciler.cli.builds import prepare_builds
 from reconciler.cli.confirm import confirmed
 from reconciler.cli.exported import host_state_note, load_host_state
 from reconciler.cli.host import open_host
@@ -28,6 +29,7 @@ from reconciler.cli.render import echo_err, render_admission, render_plan, rende
 from reconciler.cli.selection import select_resources, selector_option
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
+from reconciler.load.validate import ScriptError, implied_fields
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import KINDS
@@ -109,6 +111,10 @@ def _saved_options(data: dict[str, Any]) -> PlanOptions:
     )
 
 
+def _quiet(_message: str) -> None:
+    """No build progress under -o json: stdout is the document, stderr stays quiet."""
+
+
 def _same_as_saved(
     plan: Plan, resources: list[Resource], observation: Observation, options: PlanOptions
 ) -> None:
@@ -132,7 +138,12 @@ def _read_plan(data: dict[str, Any]) -> tuple[Plan, list[Resource]]:
     resources = []
     for item in data["resources"]:
         manifest = KINDS[item["manifest"]["kind"]].model_validate(item["manifest"])
-        resources.append(Resource(manifest, item["file"], item["line"]))
+        try:
+            # A built Template's revision is read again from its scripts, as they are now.
+            inputs = implied_fields(manifest, item["file"])
+        except ScriptError as exc:
+            fail(f"{item['file']}: {exc}", exc.hint, code=2)
+        resources.append(Resource(manifest, item["file"], item["line"], inputs))
     plan = Plan(
         changes=[Change.from_json(c) for c in data["changes"]],
         unchanged=[ResourceRef.parse(r) for r in data["unchanged"]],
@@ -373,6 +384,12 @@ def apply(
     )
     revision, set_name = options.revision, options.set_name
     delete_volumes = options.delete_volumes
+    # Built templates are made before the host is locked: a build never touches the host.
+    build_errors = (
+        {}
+        if dry_run
+        else prepare_builds(resources, ctx.obj["home"], None if output == "text" else _quiet)
+    )
     try:
         with open_host(ctx, lock=not dry_run) as provider:
             observation = provider.observe()
@@ -420,6 +437,7 @@ def apply(
                 delete_volumes=delete_volumes,
                 shutdown_timeout=shutdown_timeout,
                 progress=progress,
+                build_errors=build_errors,
             )
             try:
                 result = apply_plan(plan, resources, provider, context)

@@ -7,7 +7,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +75,9 @@ class NoMetrics:
 
 HostSession = Callable[[], AbstractContextManager[Provider]]
 DesiredSource = Callable[[], tuple[Desired, str | None]]
+# Makes the built Templates of a set ready before a pass takes the host (reconciler.build,
+# given by the CLI); template name -> why its build failed.
+Builds = Callable[[Sequence[Resource]], Mapping[str, str]]
 
 
 class Controller:
@@ -88,8 +91,10 @@ class Controller:
         options: LoopOptions,
         log: logging.Logger,
         metrics: Metrics | None = None,
+        builds: Builds | None = None,
     ) -> None:
         self.session = session
+        self.builds = builds
         self.status = status
         self.status_file = status_file
         self.options = options
@@ -181,6 +186,7 @@ class Controller:
             delete_volumes=self.options.delete_volumes,
             fingerprint=False,
         )
+        build_errors = self.builds(resources) if self.builds is not None else {}
         with self.session() as provider:
             observation = provider.observe()
             try:
@@ -238,6 +244,7 @@ class Controller:
                 delete_volumes=self.options.delete_volumes,
                 shutdown_timeout=self.options.shutdown_timeout,
                 progress=lambda message: self.log.info(message),
+                build_errors=build_errors,
             )
             result = apply_plan(
                 todo, resources, provider, context, should_stop=self.stopping.is_set

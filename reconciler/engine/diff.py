@@ -275,7 +275,7 @@ def diff(
         worst = _max_disruption(fields)
         if fields:
             action = Action.REPLACE if worst is Disruption.REPLACE else Action.UPDATE
-            reason = "adopt" if not observed.owned else "differs from the manifest"
+            reason = "adopt" if not observed.owned else _reason(res, observed, fields)
             result.changes.append(Change(res.ref, action, worst, tuple(fields), reason, res.file))
         elif (
             not observed.owned
@@ -303,6 +303,22 @@ def diff(
         else:
             result.unchanged.append(res.ref)
     return result
+
+
+def _reason(res: Resource, observed: Observed, fields: Sequence[FieldChange]) -> str:
+    """Why a change is planned; for a built Template, what happens to the guests."""
+    revision = next((f for f in fields if f.path == "revision"), None)
+    if res.ref.kind != "Template" or revision is None:
+        return "differs from the manifest"
+    why = (
+        "older than maxAge and the repository moved: rebuilt"
+        if str(revision.before).endswith("(rebuilt since)")
+        else "spec changed: a new build"
+    )
+    users = len(observed.in_use_by)
+    if users:
+        why += f"; new guests get it, {users} existing disk(s) keep the image they were made from"
+    return why
 
 
 def _metadata_differs(res: Resource, observed: Observed) -> bool:

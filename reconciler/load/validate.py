@@ -15,6 +15,8 @@ cross_checks.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -29,8 +31,11 @@ from reconciler.load.document_checks import (
 )
 from reconciler.load.raw_document import RawDocument
 from reconciler.load.reported import drop_reported
+from reconciler.model.artifacts import script_path, template_revision
 from reconciler.model.diagnostics import Diagnostic
-from reconciler.model.kinds import KINDS
+from reconciler.model.errors import ReconError
+from reconciler.model.fields import Fields
+from reconciler.model.kinds import KINDS, Manifest, Template
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 
@@ -84,7 +89,9 @@ def validate_documents(
             except ValidationError as exc:
                 diags = _pydantic_diagnostics(ctx, exc)
             else:
-                duplicate = result._add(Resource(manifest, doc.file, doc.mark.line), ctx)
+                inputs, diags = _implied_fields(manifest, doc.file, ctx)
+                resource = Resource(manifest, doc.file, doc.mark.line, inputs)
+                duplicate = result._add(resource, ctx)
                 if duplicate is not None:
                     diags.append(duplicate)
             if with_schema:
@@ -95,6 +102,51 @@ def validate_documents(
         result.diagnostics += cross_check(result.resources, result.contexts)
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
+
+
+def _implied_fields(
+    manifest: Manifest, file: str, ctx: _Context
+) -> tuple[Fields, list[Diagnostic]]:
+    """A built Template's revision: its spec and the content of the scripts it names, which
+    are read here so that a missing one is an error before anything runs."""
+    if not isinstance(manifest, Template) or manifest.spec.source.build is None:
+        return {}, []
+    try:
+        return implied_fields(manifest, file), []
+    except ScriptError as exc:
+        path = ("spec", "source", "build", "customize", exc.index)
+        return {}, [ctx.diag(path, str(exc), exc.hint)]
+
+
+class ScriptError(ReconError):
+    def __init__(self, index: int, message: str, hint: str) -> None:
+        super().__init__(message, hint)
+        self.index = index
+
+
+def implied_fields(manifest: Manifest, file: str) -> Fields:
+    """The fields a manifest implies beyond its own (see Resource.inputs); ScriptError for a
+    customize script that cannot be read or run."""
+    if not isinstance(manifest, Template) or manifest.spec.source.build is None:
+        return {}
+    digests: list[str] = []
+    for i, script in enumerate(manifest.spec.source.build.customize):
+        path = script_path(file, script)
+        try:
+            digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+        except OSError as exc:
+            raise ScriptError(
+                i,
+                f"cannot read the customize script {path}: {exc.strerror}",
+                "a relative path is read relative to the manifest's directory",
+            ) from None
+        if not os.access(path, os.X_OK):
+            raise ScriptError(
+                i,
+                f"the customize script {path} is not executable",
+                f"chmod +x {script} (and commit the mode)",
+            )
+    return {"revision": template_revision(manifest, digests)[:12]}
 
 
 def join_results(parts: Sequence[ValidationResult]) -> ValidationResult:

@@ -49,6 +49,10 @@ PACKAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9+._:-]{0,127}$"
 OS_NAME_PATTERN = r"^[a-z][a-z0-9._-]{0,31}$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 URL_PATTERN = r"^(https?|file)://[^\s]{1,2000}$"
+SUITE_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+COMPONENT_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+DURATION_PATTERN = r"^[1-9][0-9]{0,5}(h|d|w)$"
+CPU_MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 IFACE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"
 SSH_KEY_PATTERN = (
     r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) "
@@ -70,6 +74,10 @@ PATTERN_HELP: dict[str, str] = {
     OS_NAME_PATTERN: "an OS name such as 'debian' or 'centos'",
     VERSION_PATTERN: "a version such as '12' or '9.3' (quote it in YAML)",
     URL_PATTERN: "an http(s):// or file:// URL",
+    SUITE_PATTERN: "a suite (release code name) such as 'bookworm' or 'jammy'",
+    COMPONENT_PATTERN: "an archive component such as 'main' or 'universe'",
+    DURATION_PATTERN: "a duration in hours, days or weeks such as '12h', '7d' or '2w'",
+    CPU_MODEL_PATTERN: "a CPU model name such as 'qemu64' or 'Haswell-noTSX'",
     IFACE_PATTERN: "a host interface name, at most 15 characters",
     SSH_KEY_PATTERN: "an SSH public key line such as 'ssh-ed25519 AAAA... comment'",
     QUANTITY_PATTERN: "a quantity such as '512Mi' or '4Gi'",
@@ -162,6 +170,13 @@ InterfaceAddress = Annotated[
 IpAddress = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_ip)]
 
 Cpus = Annotated[int, Field(ge=1, le=4096)]
+Duration = Annotated[str, _pattern(DURATION_PATTERN)]
+_DURATION_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds in a Duration such as '7d'."""
+    return int(value[:-1]) * _DURATION_UNITS[value[-1]]
 
 
 class Strict(BaseModel):
@@ -264,6 +279,10 @@ class VirtualMachineSpec(Strict):
     guest: Guest | None = None
     state: RunState = "Running"
     autostart: bool = False
+    # kvm or qemu (TCG): unset is the best the host offers. A VM nested in a VM without
+    # hardware virtualization may need qemu (see docs/real-hosts.md).
+    virtualization: Literal["kvm", "qemu"] | None = None
+    cpu_model: Annotated[str, _pattern(CPU_MODEL_PATTERN)] | None = None
 
 
 class ContainerDisk(Strict):
@@ -299,13 +318,48 @@ class FileSource(Strict):
     sha256: Annotated[str, _pattern(SHA256_PATTERN)]
 
 
+class BuildSource(Strict):
+    """Build the template from the distribution's packages with mmdebstrap (vzpkg create
+    cache): spec.packages on top of the variant, from spec.repositories (by default the apt
+    sources of the host recon runs on)."""
+
+    # The release code name; by default the one osName and version name ('debian' '12' is
+    # bookworm, 'ubuntu' '24.04' is noble).
+    suite: Annotated[str, _pattern(SUITE_PATTERN)] | None = None
+    variant: Literal["minbase", "required", "important", "standard"] = "minbase"
+    # Scripts next to the manifest (a relative path is read relative to its directory), run
+    # in order as `script ROOT` once the packages are in: EZ templates' post-cache. Their
+    # content is part of what makes a template's revision.
+    customize: list[FilePath] = Field(default_factory=list, max_length=32)
+    # Rebuild when the last build is older than this and the repository has moved since.
+    max_age: Duration | None = None
+    # The root filesystem's size (qcow2 templates; guests' disks may be larger).
+    disk_size: Quantity = 2 * 1024**3
+
+
 class TemplateSource(Strict):
-    file: FileSource
+    """Exactly one of file (an image you have) or build (made from a package list)."""
+
+    file: FileSource | None = None
+    build: BuildSource | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TemplateSource:
+        if (self.file is None) == (self.build is None):
+            raise ValueError("give exactly one of 'file' or 'build'")
+        return self
 
 
 class Repository(Strict):
     name: Name
     url: Annotated[str, _pattern(URL_PATTERN)]
+    # By default the template's suite and 'main'.
+    suite: Annotated[str, _pattern(SUITE_PATTERN)] | None = None
+    components: list[Annotated[str, _pattern(COMPONENT_PATTERN)]] = Field(
+        default_factory=lambda: ["main"], min_length=1, max_length=8
+    )
+    # A mirror without a signature apt can check (a local file:// one): said out loud.
+    trusted: bool = False
 
 
 class TemplateSpec(Strict):

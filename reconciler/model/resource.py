@@ -14,6 +14,9 @@ class Resource:
     manifest: Manifest
     file: str
     line: int
+    # Fields the manifest implies but does not hold, compared like its own: a built
+    # Template's `revision` (the hash of its spec and of the scripts it names).
+    inputs: Fields = field(default_factory=dict, compare=False)
     ref: ResourceRef = field(init=False, compare=False)
     # Views of the manifest computed once: a control loop diffs the same resources on every
     # pass (the manifest is frozen, so they cannot go stale).
@@ -28,6 +31,8 @@ class Resource:
     def _set_fields(self) -> tuple[Fields, str]:
         if self._set is None:
             wanted = set_fields(self.manifest)
+            if self.inputs:
+                wanted = {**wanted, **self.inputs}
             object.__setattr__(self, "_set", (wanted, spec_hash(wanted)))
         assert self._set is not None
         return self._set

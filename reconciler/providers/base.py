@@ -35,6 +35,9 @@ class Stamp:
     # hash (a label is not a change to the object itself), compared on their own.
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # What the provider made beyond the spec, for the record (a built template's artifact:
+    # its image volume, digest, build time, packages). Not compared.
+    record: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -159,3 +162,6 @@ class ApplyContext:
     delete_volumes: bool = False
     shutdown_timeout: float = 60.0
     progress: Progress = lambda message: None
+    # Template name -> why its build failed (reconciler.build, before the apply): the
+    # template's change fails with it, and what needs the template is not attempted.
+    build_errors: Mapping[str, str] = field(default_factory=dict)

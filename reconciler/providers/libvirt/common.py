@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import libvirt
@@ -54,6 +55,8 @@ class Host:
     # Whether recon runs on the machine libvirtd runs on (cgroups, KSM's switch, root files).
     local: bool
     embedded: EmbeddedHost | None
+    # recon's home: where built templates wait to be uploaded ($RECON_HOME/templates).
+    home: Path | None = None
 
 
 @contextmanager

@@ -84,7 +84,15 @@ class LibvirtProvider:
         self._volumes: storage.VolumeCache | None = {} if keep else None
         with host_errors(f"cannot read the capabilities of {self.uri}"):
             self.driver, self._caps = self._driver_and_capabilities()
-        self.host = Host(self.conn, self.uri, self.driver, self._caps, self.local, self.embedded)
+        self.host = Host(
+            self.conn,
+            self.uri,
+            self.driver,
+            self._caps,
+            self.local,
+            self.embedded,
+            home or default_home(),
+        )
 
     def _driver_and_capabilities(self) -> tuple[str, dict[str, bool]]:
         name = str(self.conn.getType())
@@ -159,7 +167,7 @@ class LibvirtProvider:
             )
             objects: dict[ResourceRef, Observed] = {}
             seen = storage.observe(self.host, objects, self._volumes)
-            templates.observe(seen, objects)
+            templates.observe(seen, objects, self.host.home)
             networks.observe(self.host, objects)
             guest_observe.observe(self.host, objects, seen.by_path, self._domains)
             objects[host_policy.HOST_POLICY] = host_policy.observe(self.host, stats)

@@ -194,6 +194,14 @@ def set_template_stamp(host: Host, pool_name: str, template: str, stamp: Stamp |
     _define_pool(host, lx.build_pool_from_parsed(parsed, templates=templates))
 
 
+def template_stamp(host: Host, pool_name: str, template: str) -> Stamp | None:
+    """The record of a Template in its pool's stamp, as the host has it now."""
+    pool = pool_named(host, pool_name)
+    if pool is None:
+        return None
+    return lx.parse_pool(pool_xml(host, pool)).templates.get(template)
+
+
 # --- volumes, for the kinds that keep their data in a pool ----------------------------------
 
 

@@ -1,30 +1,44 @@
-"""Templates: an image verified against its sha256 and uploaded into a pool volume, and
-recorded in that pool's stamp (a volume has no metadata of its own to carry one).
+"""Templates: an image uploaded into a pool volume, and recorded in that pool's stamp (a
+volume has no metadata of its own to carry one).
+
+- source.file: the file, verified against its sha256, becomes `template-<name>.<format>`.
+- source.build: the build of the template's revision in recon's artifact cache (made by
+  reconciler.build before the apply took the host lock) becomes `template-<name>-<id>.<format>`,
+  with a VM template's kernel and initrd beside it (`.vmlinuz`, `.initrd`). A new build never
+  overwrites an image: the older images stay while a volume backs onto one (a guest keeps the
+  image it was made from) and are deleted with the first apply that finds none does. The
+  stamp's record lists them, with the build's digest, time and packages.
 
 Guests find a template's image through `image_volume`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import libvirt
 
+from reconciler.model.artifacts import Artifact, boot_volume_names
 from reconciler.model.kinds import Template
 from reconciler.model.plan import Action, Change
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.providers.artifacts import cached
 from reconciler.providers.base import ApplyContext, Observed, ProviderError
 from reconciler.providers.libvirt import storage
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, lookup, make_stamp
 
 
-def observe(seen: storage.StorageSeen, objects: dict[ResourceRef, Observed]) -> None:
+def observe(
+    seen: storage.StorageSeen, objects: dict[ResourceRef, Observed], home: Path | None = None
+) -> None:
     """The Templates recorded in pool stamps whose image is still in the pool, each with the
-    volumes whose backing file is its image (they break if the image goes)."""
+    volumes whose backing file is one of its images (they break if the image goes)."""
     backed: dict[str, list[str]] = {}
     for path, (_pool, vol) in seen.by_path.items():
         if vol.backing_path:
@@ -34,17 +48,55 @@ def observe(seen: storage.StorageSeen, objects: dict[ResourceRef, Observed]) -> 
         pool_name = pool.name
         for tname, tstamp in pool.templates.items():
             fmt = tstamp.applied.get("format", "qcow2")
-            image = images.get((pool_name, lx.template_volume_name(tname, fmt)))
-            if image is None:
+            record = tstamp.record
+            current = images.get((pool_name, _image_name(tname, fmt, record)))
+            if current is None:
                 continue  # its image is gone: the Template must be created again
+            paths = {
+                name: images[(pool_name, name)]
+                for name in _images(tname, fmt, record)
+                if (pool_name, name) in images
+            }
+            fields: dict[str, Any] = {"pool": pool_name, "format": fmt}
+            if isinstance(record.get("revision"), str):
+                fields["revision"] = _observed_revision(home, tname, record)
             tref = ResourceRef("Template", tname)
             objects[tref] = Observed(
                 tref,
-                {"pool": pool_name, "format": fmt},
+                fields,
                 tstamp,
-                in_use_by=tuple(sorted(backed.get(image, ()))),
-                volumes=(image,),
+                in_use_by=tuple(sorted(u for p in paths.values() for u in backed.get(p, ()))),
+                volumes=tuple(paths.values()),
+                extra={"users": {name: backed.get(p, []) for name, p in paths.items()}},
             )
+
+
+def _image_name(tname: str, fmt: str, record: Mapping[str, Any]) -> str:
+    image = record.get("image")
+    return image if isinstance(image, str) else lx.template_volume_name(tname, fmt)
+
+
+def _images(tname: str, fmt: str, record: Mapping[str, Any]) -> list[str]:
+    """Every image of the template the host keeps, the current one first."""
+    current = _image_name(tname, fmt, record)
+    kept = record.get("images")
+    older = [n for n in kept if isinstance(n, str) and n != current] if kept else []
+    return [current, *older]
+
+
+def _observed_revision(home: Path | None, tname: str, record: Mapping[str, Any]) -> str:
+    """The revision on the host; marked when recon's cache holds a newer build of it (the
+    repository moved and the template was refreshed), so that the refresh is a change."""
+    revision = str(record["revision"])
+    if home is not None:
+        newer = cached(home, tname, revision)
+        if (
+            newer is not None
+            and newer.id != record.get("artifact")
+            and newer.built_at > str(record.get("builtAt", ""))
+        ):
+            return f"{revision[:12]} (rebuilt since)"
+    return revision[:12]
 
 
 def apply_template(
@@ -57,15 +109,16 @@ def apply_template(
             pool_name = str(obs.fields["pool"])
             pool = storage.pool_named(host, pool_name)
             if pool is not None:
-                vol_name = lx.template_volume_name(change.ref.name, str(obs.fields["format"]))
-                vol = storage.find_volume(pool, vol_name)
-                if vol is not None:
-                    vol.delete(0)
+                fmt = str(obs.fields["format"])
+                _delete_images(pool, _images(change.ref.name, fmt, obs.stamp.record))
                 storage.set_template_stamp(host, pool_name, change.ref.name, None)
         if change.action is Action.DELETE:
             return "image deleted"
     assert resource is not None and isinstance(resource.manifest, Template)
     spec = resource.manifest.spec
+    if spec.source.build is not None:
+        return _apply_built(host, change, resource, context)
+    assert spec.source.file is not None
     source = Path(spec.source.file.path)
     if not source.is_absolute():
         source = Path(resource.file).parent / source
@@ -83,6 +136,87 @@ def apply_template(
             note = " (this host keeps no volume contents: image not uploaded)"
     storage.set_template_stamp(host, spec.pool, resource.ref.name, make_stamp(resource, context))
     return ("image created" if change.action is not Action.UPDATE else "updated") + note
+
+
+def _apply_built(host: Host, change: Change, resource: Resource, context: ApplyContext) -> str:
+    """Upload the build of the template's revision (unless the pool has it), make it the
+    image new guests get, and delete the older images no volume backs onto any more."""
+    manifest = resource.manifest
+    assert isinstance(manifest, Template)
+    spec = manifest.spec
+    revision = str(resource.inputs.get("revision", ""))
+    artifact = cached(host.home, manifest.name, revision) if host.home and revision else None
+    if artifact is None or not artifact.revision.startswith(revision):
+        cause = context.build_errors.get(manifest.name)
+        raise ProviderError(
+            f"{resource.ref}: {cause or 'its revision ' + revision + ' is not built'}; "
+            "nothing of it was uploaded",
+            None if cause else f"build it: recon template build {manifest.name}",
+        )
+    pool = host.conn.storagePoolLookupByName(spec.pool)
+    uploaded = _upload_artifact(host, pool, artifact)
+    obs = context.observation.objects.get(change.ref)
+    before = obs.stamp.record if obs is not None and obs.stamp is not None else {}
+    users: dict[str, list[str]] = obs.extra.get("users", {}) if obs is not None else {}
+    kept = [artifact.volume]
+    gone = 0
+    for old in _images(manifest.name, spec.format, before) if obs is not None else []:
+        if old == artifact.volume:
+            continue
+        if any(storage.volume_exists_at(host, p) for p in users.get(old, ())):
+            kept.append(old)
+        else:
+            gone += _delete_images(pool, [old])
+    stamp = make_stamp(resource, context)
+    record = {**artifact.record(), "images": kept}
+    stamp = dataclasses.replace(stamp, record=record)
+    storage.set_template_stamp(host, spec.pool, manifest.name, stamp)
+    parts = [f"{artifact.volume} {'uploaded' if uploaded else 'in the pool'}"]
+    if not host.capabilities.get("volume-upload"):
+        parts.append("this host keeps no volume contents: not uploaded")
+    if len(kept) > 1:
+        parts.append(f"{len(kept) - 1} older image(s) kept: guests' disks back onto them")
+    if gone:
+        parts.append(f"{gone} unused older image(s) deleted")
+    return "; ".join(parts)
+
+
+def _upload_artifact(host: Host, pool: libvirt.virStoragePool, artifact: Artifact) -> bool:
+    """The image (and a VM template's kernel and initrd) as pool volumes; False when the
+    pool already had them. Boot files first: the image's presence means a complete set."""
+    files: list[tuple[str, Path, str]] = []
+    if artifact.kernel is not None and artifact.initrd is not None:
+        kernel, initrd = boot_volume_names(artifact.volume)
+        files += [(kernel, artifact.kernel, "raw"), (initrd, artifact.initrd, "raw")]
+    fmt = "qcow2" if artifact.format == "qcow2" else "raw"
+    files.append((artifact.volume, artifact.image, fmt))
+    made = False
+    for name, path, vol_fmt in files:
+        if storage.find_volume(pool, name) is not None:
+            continue
+        size = path.stat().st_size
+        vol = storage.create_volume(pool, lx.build_volume(name, capacity=size, fmt=vol_fmt))
+        made = True
+        if host.capabilities.get("volume-upload"):
+            try:
+                _upload(host.conn, vol, path, size)
+            except (libvirt.libvirtError, OSError):
+                # Half an image is worse than none: the next apply uploads it again.
+                vol.delete(0)
+                raise
+    return made
+
+
+def _delete_images(pool: libvirt.virStoragePool, names: Iterable[str]) -> int:
+    """Delete images with their kernel and initrd; how many images were there."""
+    count = 0
+    for name in names:
+        for part in (name, *boot_volume_names(name)):
+            vol = storage.find_volume(pool, part)
+            if vol is not None:
+                vol.delete(0)
+                count += part == name
+    return count
 
 
 def _refuse_backing(host: Host, ref: ResourceRef, backed: tuple[str, ...]) -> None:
@@ -105,6 +239,10 @@ def image_volume(
     vol_name = lx.template_volume_name(template, fmt)
     if res is not None and isinstance(res.manifest, Template):
         pool_name = res.manifest.spec.pool
+        if res.manifest.spec.source.build is not None:
+            stamp = storage.template_stamp(host, pool_name, template)
+            if stamp is not None:
+                vol_name = _image_name(template, fmt, stamp.record)
         pool = lookup(host.conn.storagePoolLookupByName, pool_name)
         vol = lookup(pool.storageVolLookupByName, vol_name) if pool is not None else None
         if vol is not None:

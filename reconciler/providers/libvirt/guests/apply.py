@@ -12,6 +12,7 @@ from contextlib import suppress
 
 import libvirt
 
+from reconciler.model.artifacts import VM_CMDLINE, boot_volume_names
 from reconciler.model.kinds import Container, VirtualMachine
 from reconciler.model.plan import Action, Change, Disruption
 from reconciler.model.refs import ResourceRef
@@ -53,12 +54,18 @@ def apply_guest(
             notes += _delete_guest(host, dom, context, False, _rebuilt_disks(change))
             dom, existing_uuid, macs, attached = None, None, [], {}
     uuid = manifest.spec.uuid or existing_uuid or str(uuidlib.uuid4())
-    volumes = _guest_volumes(host, resource, context, attached)
+    volumes, backings = _guest_volumes(host, resource, context, attached)
     stamp = make_stamp(resource, context)
     was_running = dom is not None and bool(dom.isActive())
     dom = host.conn.defineXML(
         lx.build_domain(
-            manifest, uuid=uuid, stamp=stamp, volumes=volumes, driver=host.driver, macs=macs
+            manifest,
+            uuid=uuid,
+            stamp=stamp,
+            volumes=volumes,
+            driver=host.driver,
+            macs=macs,
+            boot=_kernel_boot(host, manifest, backings),
         )
     )
     if was_running:
@@ -109,12 +116,14 @@ def _run_state(
 
 def _guest_volumes(
     host: Host, resource: Resource, context: ApplyContext, attached: dict[str, str]
-) -> dict[str, lx.DiskVolume]:
+) -> tuple[dict[str, lx.DiskVolume], dict[str, str]]:
     """Create what is missing: each disk's volume (with its template as backing file). A disk
     the guest already has keeps its volume (one named before the "_" separator too); a volume
-    another guest uses is never attached."""
+    another guest uses is never attached. Also returns the backing file of each disk made
+    from a template (the image it was made from, which may be an older build)."""
     manifest = resource.manifest
     out: dict[str, lx.DiskVolume] = {}
+    backings: dict[str, str] = {}
     wanted: list[tuple[str, str, int, str | None, str]] = []
     if isinstance(manifest, VirtualMachine):
         for disk in manifest.spec.disks:
@@ -140,14 +149,40 @@ def _guest_volumes(
             )
             if root_from is not None:
                 lxc.make_root(vol, root_from)
+            if backing is not None:
+                backings[disk_name] = backing.path
         else:
             _refuse_shared(resource, disk_name, vol.path(), context)
             vol_name = vol.name()
             capacity = vol.info()[1]
             if size > capacity:
                 vol.resize(size, 0)
+            if template:
+                backing_path = lx.parse_volume(vol.XMLDesc(0)).backing_path
+                if backing_path:
+                    backings[disk_name] = backing_path
         out[disk_name] = lx.DiskVolume(pool_name, vol_name, vol.path(), fmt)
-    return out
+    return out, backings
+
+
+def _kernel_boot(
+    host: Host, manifest: VirtualMachine | Container, backings: dict[str, str]
+) -> lx.KernelBoot | None:
+    """A VM whose first template disk comes from a built template boots that build's kernel
+    and initrd directly (they sit beside its image in the pool)."""
+    if not isinstance(manifest, VirtualMachine):
+        return None
+    root = next((d for d in manifest.spec.disks if d.template), None)
+    image = backings.get(root.name) if root is not None else None
+    if image is None:
+        return None
+    folder = posixpath.dirname(image)
+    kernel, initrd = (
+        posixpath.join(folder, name) for name in boot_volume_names(posixpath.basename(image))
+    )
+    if not (storage.volume_exists_at(host, kernel) and storage.volume_exists_at(host, initrd)):
+        return None  # an image that is not a built one: it boots with its own bootloader
+    return lx.KernelBoot(kernel, initrd, VM_CMDLINE)
 
 
 def _other_users(context: ApplyContext, path: str, guest: str) -> list[ResourceRef]:

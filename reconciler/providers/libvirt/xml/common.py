@@ -180,9 +180,10 @@ _STAMP_KEYS = (
     "applied",
     "labels",
     "annotations",
+    "record",
 )
 # Keys whose value is a mapping, kept as JSON text in the XML form.
-_JSON_KEYS = ("applied", "labels", "annotations")
+_JSON_KEYS = ("applied", "labels", "annotations", "record")
 
 
 def dump_json(value: Any) -> str:
@@ -207,6 +208,8 @@ def stamp_dict(stamp: Stamp, kind: str) -> dict[str, Any]:
         out["labels"] = dict(stamp.labels)
     if stamp.annotations:
         out["annotations"] = dict(stamp.annotations)
+    if stamp.record:
+        out["record"] = dict(stamp.record)
     return out
 
 
@@ -230,6 +233,9 @@ def stamp_from_dict(data: Any) -> tuple[str, Stamp] | None:
     labels, annotations = data.get("labels") or {}, data.get("annotations") or {}
     if not (_str_map(labels) and _str_map(annotations)):
         return None
+    record = data.get("record") or {}
+    if not isinstance(record, dict):
+        return None
     return kind, Stamp(
         file=file,
         spec_hash=spec_hash,
@@ -239,6 +245,7 @@ def stamp_from_dict(data: Any) -> tuple[str, Stamp] | None:
         managed_by=managed_by,
         labels=labels,
         annotations=annotations,
+        record=record,
     )
 
 

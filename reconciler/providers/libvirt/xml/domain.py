@@ -52,6 +52,16 @@ def _kib(nbytes: int, what: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class KernelBoot:
+    """Direct kernel boot: the kernel and initrd of the template a VM's root disk is made
+    from, and its command line (no bootloader runs)."""
+
+    kernel: str
+    initrd: str
+    cmdline: str
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedDomain:
     name: str
     uuid: str
@@ -119,6 +129,7 @@ def _build_vm(
     driver: str,
     arch: str,
     macs: Sequence[str | None],
+    boot: KernelBoot | None,
 ) -> None:
     s = vm.spec
     if s.max_memory is not None:
@@ -137,14 +148,22 @@ def _build_vm(
     if driver in _QEMU_DRIVERS:
         type_attrs["machine"] = "pc"
     sub(os_elem, "type", "hvm", **type_attrs)
+    if boot is not None:
+        sub(os_elem, "kernel", boot.kernel)
+        sub(os_elem, "initrd", boot.initrd)
+        sub(os_elem, "cmdline", boot.cmdline)
     for entry in s.boot_order:
         sub(os_elem, "boot", dev=_BOOT_DEV[entry])
 
     sub(sub(root, "features"), "acpi")
+    cpu = None
+    if s.cpu_model is not None:
+        cpu = sub(root, "cpu", mode="custom", match="exact", check="none")
+        sub(cpu, "model", s.cpu_model, fallback="allow")
     if s.max_memory is not None:
         # DIMM hotplug needs a guest NUMA topology holding the boot memory and every vCPU.
         vcpus = s.max_cpus if s.max_cpus is not None else s.cpus
-        numa = sub(sub(root, "cpu"), "numa")
+        numa = sub(cpu if cpu is not None else sub(root, "cpu"), "numa")
         sub(numa, "cell", id=0, cpus=f"0-{vcpus - 1}", memory=memory_kib, unit="KiB")
     _lifecycle(root)
 
@@ -245,14 +264,20 @@ def build_domain(
     driver: str,
     arch: str = "x86_64",
     macs: Sequence[str | None] = (),
+    boot: KernelBoot | None = None,
 ) -> str:
     """Domain XML for a manifest. arch is the VM's template architecture (ignored for
     containers, which run the host's). `macs`, by interface position: the addresses the
     guest has now, kept where the manifest pins none (libvirt would make up new ones, and
-    the guest's network identity would change with every redefinition)."""
+    the guest's network identity would change with every redefinition). `boot`: a VM's
+    direct kernel boot, from the template of its root disk."""
     if driver not in DRIVERS:
         raise ValueError(f"unknown libvirt driver {driver!r}")
-    root = Element("domain", type=driver)
+    domain_type = driver
+    if isinstance(manifest, VirtualMachine) and driver in _QEMU_DRIVERS:
+        # kvm or TCG, as the manifest asks; unset, the best the host offers.
+        domain_type = manifest.spec.virtualization or driver
+    root = Element("domain", type=domain_type)
     sub(root, "name", manifest.name)
     sub(root, "uuid", uuid)
     add_metadata(root, stamp, manifest.KIND)
@@ -263,7 +288,7 @@ def build_domain(
     else:
         if driver not in _VM_DRIVERS:
             raise ValueError(f"the {driver} driver cannot run virtual machines")
-        _build_vm(manifest, root, volumes, driver, arch, macs)
+        _build_vm(manifest, root, volumes, driver, arch, macs, boot)
     return to_string(root)
 
 
@@ -374,6 +399,11 @@ def parse_domain(xml_text: str) -> ParsedDomain:
             os_elem.get("firmware") == "efi" or os_elem.find("loader") is not None
         )
         fields["firmware"] = "efi" if efi else "bios"
+        if root.get("type") in _QEMU_DRIVERS:
+            fields["virtualization"] = root.get("type")
+        model = text_of(root, "cpu/model")
+        if model:
+            fields["cpuModel"] = model
         boots = [b.get("dev", "") for b in root.iterfind("os/boot")]
         if boots:
             fields["bootOrder"] = [_BOOT_ORDER.get(dev, dev) for dev in boots]
