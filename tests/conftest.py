@@ -24,6 +24,22 @@ RECON = str(Path(sys.executable).parent / "recon")
 # The value behind `valueFrom: {env: WEB_ADMIN_PASSWORD}` in manifests/vms/web-1.yaml. Unique
 # enough that finding it anywhere in an output or a file can only mean a leak.
 SECRET = "zq7-unique-secret-value-4c1e9b"
+# Built templates and downloaded packages, shared by every test of a run and kept between runs
+# (builds are content-addressed: a test never gets another spec's build).
+BUILD_ENV = {
+    "RECON_TEMPLATE_CACHE": str(ROOT / ".cache" / "templates"),
+    "RECON_APT_CACHE": str(ROOT / ".cache" / "apt"),
+}
+
+
+def build_unavailable() -> str | None:
+    """Why this machine cannot build templates, or None."""
+    missing = [t for t in ("mmdebstrap", "genext2fs", "qemu-img") if shutil.which(t) is None]
+    if missing:
+        return f"building templates needs {', '.join(missing)} (scripts/bootstrap installs them)"
+    if os.geteuid() != 0:
+        return "building templates needs root (mmdebstrap --mode=root)"
+    return None
 
 
 class Recon:
@@ -47,10 +63,12 @@ class Recon:
         env: Mapping[str, str] | None = None,
         home: Path | None = None,
         stdin: str | None = None,
+        timeout: float = 300,
     ) -> subprocess.CompletedProcess[str]:
         # Nothing from the caller's environment may switch on failpoints or another host.
         full = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
         full.update(RECON_HOME=str(home or self.home), WEB_ADMIN_PASSWORD=SECRET, NO_COLOR="1")
+        full.update(BUILD_ENV)
         full.update(env or {})
         return subprocess.run(
             [RECON, *map(str, args)],
@@ -59,7 +77,7 @@ class Recon:
             text=True,
             env=full,
             cwd=self.cwd,
-            timeout=300,
+            timeout=timeout,
             check=False,
         )
 
@@ -107,9 +125,22 @@ def recon(tmp_path: Path) -> Recon:
     return Recon(tmp_path / "home", tmp_path)
 
 
+@pytest.fixture(scope="session")
+def example_templates(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The example Templates, built for real once per run (and found in .cache/ by the next):
+    every apply of the examples uploads these builds."""
+    reason = build_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    home = tmp_path_factory.mktemp("build-home")
+    result = Recon(home, ROOT)("template", "build", "-f", ROOT / "manifests", timeout=1800)
+    assert result.returncode == 0, output(result)
+
+
 @pytest.fixture
-def manifests(tmp_path: Path) -> Path:
-    """A copy of manifests/ (with the template images) that a test may edit."""
+def manifests(tmp_path: Path, example_templates: None) -> Path:
+    """A copy of manifests/ (with its customize scripts) that a test may edit; the example
+    templates are built."""
     dest = tmp_path / "manifests"
     shutil.copytree(ROOT / "manifests", dest)
     return dest

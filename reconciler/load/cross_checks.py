@@ -25,6 +25,7 @@ from reconciler.model.kinds import (
     Template,
     VirtualMachine,
 )
+from reconciler.model.quantity import format_quantity
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 
@@ -103,6 +104,16 @@ def _check_vm(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str, str 
         yield from _ref(index, "StoragePool", disk.pool, ("spec", "disks", i, "pool"))
         yield from _ref(index, "Template", disk.template, ("spec", "disks", i, "template"))
         yield from _template_format(index, disk.template, "qcow2", ("spec", "disks", i, "template"))
+        built = index.templates.get(disk.template or "")
+        if built is not None and built.spec.source.build is not None:
+            floor = built.spec.source.build.disk_size
+            if disk.size < floor:
+                yield (
+                    ("spec", "disks", i, "size"),
+                    f"the disk is smaller than Template '{disk.template}' "
+                    f"({format_quantity(floor)}, its diskSize)",
+                    f"make it at least {format_quantity(floor)}, or lower the template's diskSize",
+                )
     for i, iface in enumerate(s.interfaces):
         yield from _ref(index, "Network", iface.network, ("spec", "interfaces", i, "network"))
     if s.guest:

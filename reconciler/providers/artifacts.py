@@ -6,13 +6,16 @@ record. reconciler.build writes it; the provider reads it to upload an image int
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from reconciler.model.artifacts import Artifact
 
 
 def cache_root(home: Path) -> Path:
-    return home / "templates"
+    """$RECON_TEMPLATE_CACHE, or templates/ in recon's home (one cache may serve several
+    homes: builds are content-addressed)."""
+    return Path(os.environ.get("RECON_TEMPLATE_CACHE") or home / "templates")
 
 
 def entry_dir(home: Path, name: str, revision: str) -> Path:

@@ -26,7 +26,7 @@ import pytest
 
 from reconciler.control.status import status_path
 from reconciler.engine.lock import HostLock, HostLocked
-from tests.conftest import RECON, ROOT, SECRET, OtherTool, Recon
+from tests.conftest import BUILD_ENV, RECON, ROOT, SECRET, OtherTool, Recon
 
 T = TypeVar("T")
 
@@ -60,6 +60,7 @@ class Loop:
         self.args = [str(a) for a in args]
         full = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
         full.update(RECON_HOME=str(recon.home), WEB_ADMIN_PASSWORD=SECRET, NO_COLOR="1")
+        full.update(BUILD_ENV)
         full.update(env)
         self.proc = subprocess.Popen(
             [RECON, *map(str, args)],
@@ -348,5 +349,5 @@ class GitRepo:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> GitRepo:
+def repo(tmp_path: Path, example_templates: None) -> GitRepo:
     return GitRepo(tmp_path / "git")

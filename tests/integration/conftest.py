@@ -40,6 +40,17 @@ API = "reconciler/v1"
 MiB = 1024 * 1024
 
 
+# How each real-OS VM of the run booted ("qemu: guest agent after 48 s"), said at the end.
+BOOTED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if BOOTED:
+        terminalreporter.write_sep("-", "real-OS VMs booted with")
+        for line in BOOTED:
+            terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:

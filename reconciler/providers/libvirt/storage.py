@@ -222,6 +222,24 @@ def volume_exists_at(host: Host, path: str) -> bool:
     return lookup(host.conn.storageVolLookupByPath, path) is not None
 
 
+def volumes_backed_by(host: Host, path: str) -> list[str]:
+    """The volumes of any active pool whose backing file is `path` (one listing per pool:
+    for deletes, not for the observation)."""
+    found = []
+    for pool in host.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        with unless_vanished():
+            for vol in pool.listAllVolumes(0):
+                with unless_vanished():
+                    if lx.parse_volume(vol.XMLDesc(0)).backing_path == path:
+                        found.append(vol.path())
+    return found
+
+
+def backing_file_of(host: Host, path: str) -> str | None:
+    vol = lookup(host.conn.storageVolLookupByPath, path)
+    return lx.parse_volume(vol.XMLDesc(0)).backing_path if vol is not None else None
+
+
 def delete_volume_at(host: Host, path: str) -> None:
     """Delete the volume at a path; one that is already gone is not an error."""
     try:

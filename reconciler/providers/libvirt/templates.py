@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import posixpath
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,32 @@ def _apply_built(host: Host, change: Change, resource: Resource, context: ApplyC
     if gone:
         parts.append(f"{gone} unused older image(s) deleted")
     return "; ".join(parts)
+
+
+def release_older_images(host: Host, images: Iterable[str]) -> list[str]:
+    """Older images of built templates that no volume backs onto any more (the disks just
+    deleted were the last): deleted now, with their kernel and initrd, and dropped from the
+    template's record. The current image of a template stays whatever uses it."""
+    notes = []
+    for path in sorted(set(images)):
+        vol = lookup(host.conn.storageVolLookupByPath, path)
+        if vol is None:
+            continue
+        pool = vol.storagePoolLookupByVolume()
+        name = posixpath.basename(path)
+        for tname, tstamp in lx.parse_pool(storage.pool_xml(host, pool)).templates.items():
+            kept = tstamp.record.get("images") or []
+            if name not in kept or name == tstamp.record.get("image"):
+                continue
+            if storage.volumes_backed_by(host, path):
+                break
+            _delete_images(pool, [name])
+            record = {**tstamp.record, "images": [i for i in kept if i != name]}
+            storage.set_template_stamp(
+                host, pool.name(), tname, dataclasses.replace(tstamp, record=record)
+            )
+            notes.append(f"older image {name} of Template/{tname} deleted: no disk uses it")
+    return notes
 
 
 def _upload_artifact(host: Host, pool: libvirt.virStoragePool, artifact: Artifact) -> bool:

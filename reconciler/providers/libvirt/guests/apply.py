@@ -218,6 +218,7 @@ def _delete_guest(
     if not delete_volumes and only_disks is None:
         return []
     notes = []
+    backing: list[str] = []
     for disk, path in parsed.disk_paths.items():
         if only_disks is not None and disk not in only_disks:
             continue
@@ -225,8 +226,11 @@ def _delete_guest(
         if others:
             notes.append(f"volume {path} kept: in use by {', '.join(map(str, others))}")
             continue
+        image = storage.backing_file_of(host, path)
         storage.delete_volume_at(host, path)
-    return notes
+        if image:
+            backing.append(image)
+    return notes + templates.release_older_images(host, backing)
 
 
 def _shutdown(dom: libvirt.virDomain, context: ApplyContext) -> list[str]:

@@ -1,0 +1,1 @@
+"""Building templates from package lists (vzpkg create cache), outside the host lock."""

@@ -1,0 +1,432 @@
+"""Build a Template's artifact with mmdebstrap, into recon's artifact cache.
+
+- Container templates (format tar): the root filesystem as a tar archive (xattrs kept),
+  which a container's root is made from.
+- VM templates (format qcow2): the same root made into an ext2 filesystem labelled `root`
+  by genext2fs straight from that archive (reproducible, no mount, no loop device), converted
+  to qcow2, plus the kernel and initrd copied out of it for direct kernel boot (a VM on a
+  host without working KVM runs the image under TCG, where real-mode bootloader code is
+  slowest and where KVM here stopped on it; see docs/real-hosts.md).
+
+Reproducible: SOURCE_DATE_EPOCH is the repository's newest Release date, and the hooks
+below write what mmdebstrap would copy from the build host (hostname, resolv.conf,
+machine-id). The same revision against the same repository content gives the same bytes.
+
+A build writes into a work directory in the cache and renames it into place when it is
+complete: a failed or killed build leaves no artifact, and the next one removes what a killed
+one left (after making sure nothing is still mounted there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from reconciler.build import sources as src
+from reconciler.model.artifacts import (
+    Artifact,
+    artifact_id,
+    script_path,
+    template_revision,
+)
+from reconciler.model.errors import ReconError
+from reconciler.model.kinds import Template, duration_seconds
+from reconciler.model.resource import Resource
+from reconciler.providers.artifacts import cache_root, cached, entry_dir, read_entry
+
+Progress = Callable[[str], None]
+
+# What every template gets, whatever its package list: an init for a container, and for a
+# VM a kernel, udev, networking and the guest agent recon's guest tools talk to.
+CONTAINER_BASE = ("systemd-sysv", "dbus")
+VM_BASE = ("systemd-sysv", "dbus", "udev", "iproute2", "qemu-guest-agent")
+_KERNEL = {"x86_64": "linux-image-cloud-amd64", "aarch64": "linux-image-cloud-arm64"}
+_DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "i386", "ppc64le": "ppc64el"}
+TOOLS = ("mmdebstrap", "genext2fs", "qemu-img")
+_INSTALL_HINT = "apt-get install mmdebstrap genext2fs qemu-utils (scripts/bootstrap does)"
+
+
+class BuildError(ReconError):
+    """A build that did not produce an artifact, with its cause in the builder's own words."""
+
+
+def apt_cache(home: Path) -> Path:
+    """Downloaded packages shared between builds (RECON_APT_CACHE overrides it)."""
+    return Path(os.environ.get("RECON_APT_CACHE") or home / "cache" / "apt")
+
+
+def revision_of(resource: Resource) -> str:
+    manifest = resource.manifest
+    assert isinstance(manifest, Template) and manifest.spec.source.build is not None
+    digests = []
+    for script in manifest.spec.source.build.customize:
+        path = script_path(resource.file, script)
+        try:
+            digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+        except OSError as exc:
+            raise BuildError(
+                f"{resource.ref}: cannot read the customize script {path}: {exc.strerror}"
+            ) from None
+    return template_revision(manifest, digests)
+
+
+def expired(artifact: Artifact, template: Template, now: float | None = None) -> bool:
+    """Older than the template's maxAge (never, without one)."""
+    build = template.spec.source.build
+    if build is None or build.max_age is None:
+        return False
+    built = dt.datetime.fromisoformat(artifact.built_at).timestamp()
+    return (now if now is not None else dt.datetime.now(dt.UTC).timestamp()) - built > (
+        duration_seconds(build.max_age)
+    )
+
+
+def check_tools() -> None:
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise BuildError(f"building templates needs {', '.join(missing)}", _INSTALL_HINT)
+    if os.geteuid() != 0:
+        raise BuildError(
+            "building templates needs root (mmdebstrap --mode=root)",
+            "run recon as root, or give the template a source.file built elsewhere",
+        )
+
+
+def build(
+    home: Path,
+    resource: Resource,
+    *,
+    refresh: bool = False,
+    progress: Progress = lambda message: None,
+) -> tuple[Artifact, bool]:
+    """The artifact of the resource's revision: the cached one, or a new build. With refresh
+    (or once the cached one is older than maxAge) the repository is asked whether it moved,
+    and a moved one is built again. Returns the artifact and whether it was built now."""
+    manifest = resource.manifest
+    assert isinstance(manifest, Template) and manifest.spec.source.build is not None
+    revision = revision_of(resource)
+    have = cached(home, manifest.name, revision)
+    if have is not None and not refresh and not expired(have, manifest):
+        return have, False
+    try:
+        apt_sources = src.sources_for(manifest)
+        progress(f"{resource.ref}: reading the repository's Release files")
+        state = src.repository_state(apt_sources)
+    except src.SourceError as exc:
+        raise BuildError(f"{resource.ref}: {exc}") from None
+    wanted = artifact_id(revision, state)
+    if have is not None and have.id == wanted:
+        return have, False  # the repository has not moved: an age alone is no rebuild
+    check_tools()
+    return _build(home, resource, revision, apt_sources, state, progress), True
+
+
+def _build(
+    home: Path,
+    resource: Resource,
+    revision: str,
+    apt_sources: list[src.AptSource],
+    state: dict[str, str],
+    progress: Progress,
+) -> Artifact:
+    manifest = resource.manifest
+    assert isinstance(manifest, Template)
+    spec = manifest.spec
+    build_spec = spec.source.build
+    assert build_spec is not None
+    root = cache_root(home)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    final = entry_dir(home, manifest.name, revision)
+    with _work_dir(root, final.name) as work:
+        epoch = src.newest_epoch(state)
+        fmt = spec.format
+        base = (*VM_BASE, _KERNEL.get(spec.arch, "linux-image-generic"))
+        packages = sorted({*spec.packages, *(CONTAINER_BASE if fmt == "tar" else base)})
+        sources_file = work / "sources.list"
+        sources_file.write_text("".join(s.line() + "\n" for s in apt_sources))
+        cache = apt_cache(home)
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        archive = work / "root.tar"
+        cmd = [
+            "mmdebstrap",
+            "--mode=root",
+            f"--variant={build_spec.variant}",
+            f"--architectures={_DEB_ARCH.get(spec.arch, 'amd64')}",
+            f"--include={','.join(packages)}",
+            "--aptopt=Acquire::Check-Valid-Until false",
+            "--aptopt=Acquire::Languages none",
+            # The shared package cache: packages come in from it and go back to it (apt
+            # checks their hashes; mmdebstrap's cleanup removes them from the root).
+            "--skip=essential/unlink",
+            f'--setup-hook=mkdir -p "$1"/var/cache/apt/archives/ && '
+            f'cp -a {shlex.quote(str(cache))}/. "$1"/var/cache/apt/archives/',
+            *_customize_hooks(fmt, work, resource, build_spec.customize),
+            f'--customize-hook=cp -a "$1"/var/cache/apt/archives/*.deb {shlex.quote(str(cache))}/ '
+            "2>/dev/null || true",
+            src.suite_of(manifest),
+            str(archive),
+            str(sources_file),
+        ]
+        if any(s.uri.startswith("file://") for s in apt_sources):
+            cmd.insert(1, "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount")
+        proxy = src.apt_proxy()
+        if proxy:
+            cmd.insert(1, f"--aptopt=Acquire::http::Proxy {proxy}")
+        env = {
+            **os.environ,
+            "SOURCE_DATE_EPOCH": str(epoch),
+            "TMPDIR": str(work),
+            "LC_ALL": "C.UTF-8",
+        }
+        progress(f"{resource.ref}: building {fmt} from {len(packages)} packages (mmdebstrap)")
+        _run(cmd, env, resource, progress)
+        if fmt == "qcow2":
+            image = work / "image.qcow2"
+            _disk_image(archive, work, image, build_spec.disk_size, epoch, resource, progress)
+            archive.unlink()
+            boot = True
+        else:
+            image = work / "image.tar"
+            archive.rename(image)
+            boot = False
+        progress(f"{resource.ref}: recording the artifact")
+        packages_seen = _packages(work / "packages.txt")
+        digest, size = _sha256(image)
+        record: dict[str, Any] = {
+            "template": manifest.name,
+            "revision": revision,
+            "artifact": artifact_id(revision, state),
+            "format": fmt,
+            "file": image.name,
+            "digest": f"sha256:{digest}",
+            "size": size,
+            "builtAt": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            "repository": state,
+            "packages": packages_seen,
+            "boot": boot,
+        }
+        (work / "packages.txt").unlink(missing_ok=True)
+        sources_file.unlink()
+        (work / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        _replace(work, final)
+    artifact = read_entry(final)
+    assert artifact is not None
+    return artifact
+
+
+def _customize_hooks(fmt: str, work: Path, resource: Resource, scripts: list[str]) -> list[str]:
+    """Write what mmdebstrap would copy from the build host, then the VM's boot pieces, then
+    the template's own scripts, then the package list (after them: they may install more)."""
+    hooks = [
+        'echo localhost > "$1/etc/hostname"',
+        'printf "127.0.0.1\\tlocalhost\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n"'
+        ' > "$1/etc/hosts"',
+        ': > "$1/etc/resolv.conf"',
+        # Empty: systemd makes one at the first boot of each guest (ConditionFirstBoot).
+        'echo uninitialized > "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id"',
+        # Host keys made at build time would be the same in every guest: each guest makes
+        # its own at first start instead.
+        'if [ -d "$1/etc/ssh" ]; then rm -f "$1"/etc/ssh/ssh_host_*; '
+        'mkdir -p "$1/etc/systemd/system/ssh.service.d"; '
+        'printf "[Service]\\nExecStartPre=/usr/bin/ssh-keygen -A\\n" '
+        '> "$1/etc/systemd/system/ssh.service.d/recon-host-keys.conf"; fi',
+    ]
+    if fmt == "qcow2":
+        work_q = shlex.quote(str(work))
+        hooks += [
+            'printf "LABEL=root / ext4 errors=remount-ro 0 1\\n" > "$1/etc/fstab"',
+            'mkdir -p "$1/etc/systemd/network"; '
+            'printf "[Match]\\nName=eth* en*\\n\\n[Network]\\nDHCP=yes\\n" '
+            '> "$1/etc/systemd/network/80-recon-dhcp.network"',
+            'chroot "$1" systemctl enable systemd-networkd >/dev/null 2>&1',
+            f'cp "$1"/boot/vmlinuz-* {work_q}/vmlinuz && cp "$1"/boot/initrd.img-* {work_q}/initrd',
+        ]
+    for script in scripts:
+        path = script_path(resource.file, script).resolve()
+        hooks.append(f'{shlex.quote(str(path))} "$1"')
+    hooks.append(
+        "chroot \"$1\" dpkg-query -W -f='${Package}\\t${Version}\\n' > "
+        + shlex.quote(str(work / "packages.txt"))
+    )
+    return [f"--customize-hook={hook}" for hook in hooks]
+
+
+def _run(cmd: list[str], env: dict[str, str], resource: Resource, progress: Progress) -> None:
+    """Run a build step; its last lines (apt's own words) make the error when it fails."""
+    tail: deque[str] = deque(maxlen=60)
+    with subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as proc:
+        assert proc.stderr is not None
+        try:
+            for line in proc.stderr:
+                line = line.rstrip()
+                tail.append(line)
+                if line.startswith("I: ") and not line.startswith("I: running "):
+                    progress(f"{resource.ref}: {line[3:]}")
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            raise
+    if proc.returncode != 0:
+        raise BuildError(
+            f"{resource.ref}: the build failed: {_cause(list(tail), cmd[0])}",
+            "fix the template's packages, repositories or scripts and apply again",
+        )
+
+
+def _cause(lines: list[str], tool: str) -> str:
+    errors = [ln for ln in lines if ln.startswith("E: ") and "mmdebstrap" not in ln]
+    errors = errors or [ln for ln in lines if ln.startswith("E: ")]
+    if errors:
+        return "; ".join(dict.fromkeys(e[3:].strip() for e in errors))[:2000]
+    useful = [ln for ln in lines if ln.strip()]
+    return (useful[-1] if useful else f"{tool} failed")[:2000]
+
+
+def _disk_image(
+    archive: Path,
+    work: Path,
+    image: Path,
+    size: int,
+    epoch: int,
+    resource: Resource,
+    progress: Progress,
+) -> None:
+    progress(f"{resource.ref}: making the root filesystem")
+    raw = work / "root.raw"
+    block = 4096
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
+    _run(
+        [
+            "genext2fs",
+            "-B",
+            str(block),
+            "-b",
+            str(size // block),
+            "-N",
+            str(max(65536, size // 16384)),
+            "-L",
+            "root",
+            "-a",
+            str(archive),
+            str(raw),
+        ],
+        env,
+        resource,
+        progress,
+    )
+    progress(f"{resource.ref}: converting to qcow2")
+    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(image)], env, resource, progress)
+    raw.unlink()
+    for name in ("vmlinuz", "initrd"):
+        if not (work / name).is_file():
+            raise BuildError(f"{resource.ref}: the image has no /boot/{name}*: no kernel")
+        (work / name).chmod(0o644)
+
+
+def _packages(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        name, _, version = line.partition("\t")
+        if name:
+            out[name] = version
+    return out
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+@contextlib.contextmanager
+def _work_dir(root: Path, name: str) -> Iterator[Path]:
+    """A fresh work directory for one build of `name`, locked while it runs; what a killed
+    build of any template left is removed first."""
+    for stale in root.glob(".build-*"):
+        if stale.is_dir():
+            _remove_if_unlocked(stale)
+    for old in root.glob(".old-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    work = root / f".build-{name}-{os.getpid()}"
+    work.mkdir(mode=0o700)
+    lock = (work / ".lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield work
+    finally:
+        lock.close()
+        if work.exists():
+            _remove(work)
+
+
+def _remove_if_unlocked(work: Path) -> None:
+    try:
+        lock = (work / ".lock").open("a")
+    except OSError:
+        _remove(work)
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # a build is running there
+    _remove(work)
+
+
+def _remove(work: Path) -> None:
+    """Delete a work directory, but never through a mount a killed mmdebstrap left in it
+    (its chroot's /proc, /sys, /dev): those are unmounted first, or the directory is left."""
+    prefix = str(work.resolve()) + "/"
+    mounts = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point.startswith(prefix):
+                mounts.append(point)
+    for point in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            if line.split()[4].startswith(prefix):
+                return  # still mounted: leave it rather than delete through it
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _replace(work: Path, final: Path) -> None:
+    """Move a finished build into place (an older build of the same revision goes)."""
+    (work / ".lock").unlink(missing_ok=True)
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{os.getpid()}")
+        final.rename(old)
+        work.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        work.rename(final)
