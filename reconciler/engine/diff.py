@@ -18,9 +18,14 @@ from reconciler.model.plan import Action, Change, Disruption, FieldChange
 from reconciler.model.quantity import parse_quantity
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.secrets import SecretValues, secret_digest, secret_fields
 from reconciler.providers.base import Observation, Observed
 
 GUESTS = ("VirtualMachine", "Container")
+# What a plan shows for a secret's value: never the value, nor its digest.
+SECRET_APPLIED = "(the value applied last)"
+SECRET_UNKNOWN = "(not recorded as applied)"
+SECRET_NEW = "(a new value)"
 # Where a provider reports the host's own settings (KSM).
 HOST = ResourceRef("HostPolicy", "")
 
@@ -241,9 +246,46 @@ def _max_disruption(fields: Sequence[FieldChange]) -> Disruption:
     return worst
 
 
+def _secret_changes(
+    res: Resource,
+    observed: Observed,
+    secrets: SecretValues,
+    capabilities: dict[str, bool],
+    unsupported: list[str],
+) -> list[FieldChange]:
+    """A secret whose value is not the one applied last (its salted digest in the stamp
+    differs, or the stamp records none) is a change, shown without either value."""
+    out: list[FieldChange] = []
+    stamp = observed.stamp
+    for key, _path, _ref in secret_fields(res.manifest):
+        value = secrets.get((res.ref, key))
+        if value is None:
+            continue
+        recorded = stamp.secrets.get(key) if stamp is not None else None
+        salt = stamp.salt if stamp is not None else None
+        if recorded is not None and salt is not None and secret_digest(value, salt) == recorded:
+            continue
+        if not capabilities.get("guest-password", False):
+            unsupported.append(
+                f"{res.ref}: {key}: this host cannot set it (guest-password is not "
+                "supported); left as it is"
+            )
+            continue
+        before = SECRET_APPLIED if recorded is not None else SECRET_UNKNOWN
+        disruption = Disruption.LIVE if observed.running else Disruption.NONE
+        out.append(FieldChange(key, before, SECRET_NEW, disruption))
+    return out
+
+
 def diff(
-    resources: Sequence[Resource], observation: Observation, *, adopt: bool = False
+    resources: Sequence[Resource],
+    observation: Observation,
+    *,
+    adopt: bool = False,
+    secrets: SecretValues | None = None,
 ) -> DiffResult:
+    """secrets: the values of the secrets the resources reference, when known (not when
+    planning against an export): a value changed since the last apply is a change."""
     result = DiffResult()
     caps = observation.host.capabilities
     for res in resources:
@@ -271,6 +313,8 @@ def diff(
         warned = len(result.unsupported)
         applied = observed.stamp.applied if observed.stamp else {}
         fields = _compare(res, observed, applied, caps, result.unsupported)
+        if secrets is not None:
+            fields += _secret_changes(res, observed, secrets, caps, result.unsupported)
         left_alone = len(result.unsupported) > warned
         worst = _max_disruption(fields)
         if fields:

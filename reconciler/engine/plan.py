@@ -15,6 +15,7 @@ from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.quantity import format_quantity
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.secrets import SecretValues
 from reconciler.model.selectors import Selector
 from reconciler.providers.base import Observation
 
@@ -34,6 +35,9 @@ class PlanOptions:
     # `-l`: the manifests were selected by label; prune only owned objects whose recorded
     # labels match too, not everything else in the set.
     selector: Selector | None = None
+    # The values of the secrets the manifests reference (read before planning): a value
+    # changed since the last apply is a change. None: not compared (an export's plan).
+    secrets: SecretValues | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +125,7 @@ def make_plan(
         raise PlanRefused(
             "the desired set is empty", "pass --allow-empty if you really mean to remove everything"
         )
-    result = diff(resources, observation, adopt=options.adopt)
+    result = diff(resources, observation, adopt=options.adopt, secrets=options.secrets)
     if result.not_owned:
         names = ", ".join(str(r) for r in result.not_owned)
         raise PlanRefused(

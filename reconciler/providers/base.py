@@ -17,6 +17,7 @@ from reconciler.model.fields import Fields
 from reconciler.model.plan import Change
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.secrets import SecretValues
 
 MANAGED_BY = "recon"
 
@@ -35,6 +36,10 @@ class Stamp:
     # hash (a label is not a change to the object itself), compared on their own.
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # Salted digests (model/secrets.py) of the secret values applied, by flat key, and their
+    # salt: a new value behind the same reference is a change. Never a value.
+    salt: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -159,3 +164,5 @@ class ApplyContext:
     delete_volumes: bool = False
     shutdown_timeout: float = 60.0
     progress: Progress = lambda message: None
+    # Every secret the plan's resources reference, read before the first action.
+    secrets: SecretValues = field(default_factory=dict)

@@ -180,9 +180,11 @@ _STAMP_KEYS = (
     "applied",
     "labels",
     "annotations",
+    "salt",
+    "secrets",
 )
 # Keys whose value is a mapping, kept as JSON text in the XML form.
-_JSON_KEYS = ("applied", "labels", "annotations")
+_JSON_KEYS = ("applied", "labels", "annotations", "secrets")
 
 
 def dump_json(value: Any) -> str:
@@ -207,6 +209,9 @@ def stamp_dict(stamp: Stamp, kind: str) -> dict[str, Any]:
         out["labels"] = dict(stamp.labels)
     if stamp.annotations:
         out["annotations"] = dict(stamp.annotations)
+    if stamp.secrets and stamp.salt:
+        out["salt"] = stamp.salt
+        out["secrets"] = dict(stamp.secrets)
     return out
 
 
@@ -230,6 +235,9 @@ def stamp_from_dict(data: Any) -> tuple[str, Stamp] | None:
     labels, annotations = data.get("labels") or {}, data.get("annotations") or {}
     if not (_str_map(labels) and _str_map(annotations)):
         return None
+    salt, secrets = data.get("salt"), data.get("secrets") or {}
+    if not (salt is None or isinstance(salt, str)) or not _str_map(secrets):
+        return None
     return kind, Stamp(
         file=file,
         spec_hash=spec_hash,
@@ -239,6 +247,8 @@ def stamp_from_dict(data: Any) -> tuple[str, Stamp] | None:
         managed_by=managed_by,
         labels=labels,
         annotations=annotations,
+        salt=salt,
+        secrets=secrets,
     )
 
 
