@@ -138,6 +138,8 @@ class DiffResult:
     changes: list[Change] = field(default_factory=list)
     unchanged: list[ResourceRef] = field(default_factory=list)
     not_owned: list[ResourceRef] = field(default_factory=list)
+    # Owned by recon, but stamped by another `--set`: (resource, that set).
+    other_set: list[tuple[ResourceRef, str]] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
 
 
@@ -283,9 +285,12 @@ def diff(
     *,
     adopt: bool = False,
     secrets: SecretValues | None = None,
+    set_name: str | None = None,
 ) -> DiffResult:
     """secrets: the values of the secrets the resources reference, when known (not when
-    planning against an export): a value changed since the last apply is a change."""
+    planning against an export): a value changed since the last apply is a change.
+    set_name: the set these manifests form; an object another set stamped is theirs (in
+    other_set) unless adopt moves it to this one."""
     result = DiffResult()
     caps = observation.host.capabilities
     for res in resources:
@@ -310,6 +315,16 @@ def diff(
         if not observed.owned and not adopt:
             result.not_owned.append(res.ref)
             continue
+        theirs = (
+            observed.stamp.set_name
+            if observed.owned and observed.stamp is not None and set_name is not None
+            else None
+        )
+        moving = theirs is not None and theirs != set_name
+        if moving and not adopt:
+            assert theirs is not None
+            result.other_set.append((res.ref, theirs))
+            continue
         warned = len(result.unsupported)
         applied = observed.stamp.applied if observed.stamp else {}
         fields = _compare(res, observed, applied, caps, result.unsupported)
@@ -319,10 +334,17 @@ def diff(
         worst = _max_disruption(fields)
         if fields:
             action = Action.REPLACE if worst is Disruption.REPLACE else Action.UPDATE
-            reason = "adopt" if not observed.owned else "differs from the manifest"
+            reason = (
+                "adopt"
+                if not observed.owned
+                else f"adopt from the set {theirs}"
+                if moving
+                else "differs from the manifest"
+            )
             result.changes.append(Change(res.ref, action, worst, tuple(fields), reason, res.file))
         elif (
             not observed.owned
+            or moving
             or observed.stamp is None
             # A stamp records what was applied: not a change the host could not make.
             or (observed.stamp.spec_hash != res.desired_hash(applied) and not left_alone)
@@ -337,6 +359,8 @@ def diff(
                     (),
                     "adopt"
                     if not observed.owned
+                    else f"adopt from the set {theirs}"
+                    if moving
                     else "stamp"
                     if observed.stamp is None
                     or observed.stamp.spec_hash != res.desired_hash(applied)

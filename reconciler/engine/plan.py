@@ -125,12 +125,31 @@ def make_plan(
         raise PlanRefused(
             "the desired set is empty", "pass --allow-empty if you really mean to remove everything"
         )
-    result = diff(resources, observation, adopt=options.adopt, secrets=options.secrets)
+    result = diff(
+        resources,
+        observation,
+        adopt=options.adopt,
+        secrets=options.secrets,
+        set_name=options.set_name,
+    )
     if result.not_owned:
         names = ", ".join(str(r) for r in result.not_owned)
         raise PlanRefused(
             f"{names}: exists on the host but was not created by recon; it is left untouched",
             "rename the manifest, remove the object yourself, or take it over with --adopt",
+        )
+    if result.other_set:
+        # Ownership never moves silently: the other set's prune would then delete what its
+        # own manifests name, and two loops would fight over the object forever.
+        names = ", ".join(f"{ref} (set {theirs})" for ref, theirs in result.other_set)
+        sets = sorted({theirs for _, theirs in result.other_set})
+        raise PlanRefused(
+            f"{names}: owned by another set of manifests, not '{options.set_name}'; "
+            "it is left untouched",
+            "apply them with "
+            + " / ".join(f"--set {name}" for name in sets)
+            + f", or move them to '{options.set_name}' with --adopt (the other set then "
+            "no longer changes or prunes them)",
         )
     refused = host_refusals(resources, observation)
     if refused:
