@@ -24,7 +24,13 @@ from reconciler.cli.markdown import render_markdown
 from reconciler.cli.output import fail, print_diagnostics, print_json
 from reconciler.cli.params import SECONDS, SET_NAME
 from reconciler.cli.progress import ApplyProgress
-from reconciler.cli.render import echo_err, render_admission, render_plan, render_result
+from reconciler.cli.render import (
+    echo_err,
+    render_admission,
+    render_plan,
+    render_result,
+    render_warnings,
+)
 from reconciler.cli.selection import select_resources, selector_option
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
@@ -253,7 +259,8 @@ def diff(
 ) -> None:
     """Show what apply would change, field by field, with its disruption class.
 
-    Exits 0 when the host matches, 1 when there are changes, 2 or more on errors.
+    Exits 0 when the host matches, 1 when there are changes (a change this host cannot
+    make too), 2 or more on errors.
     """
     host_refs: list[Diagnostic] = []
     policy: SecretPolicy = ctx.obj["secrets"]
@@ -298,8 +305,12 @@ def diff(
     elif output == "markdown":
         click.echo(render_markdown(plan, notes), nl=False)
     else:
-        click.echo(render_plan(plan))
-    sys.exit(0 if plan.empty else 1)
+        # Warnings are messages, on stderr like every other; stdout carries the plan.
+        if plan.warnings:
+            echo_err(render_warnings(plan))
+        click.echo(render_plan(plan, warnings=False))
+    # A change the host cannot make is still a difference: never "in sync" (exit 0).
+    sys.exit(0 if plan.in_sync else 1)
 
 
 @click.command()
@@ -437,7 +448,7 @@ def apply(
             if dry_run or plan.empty:
                 if output == "json":
                     print_json({"plan": plan.to_json(), "applied": []})
-                sys.exit(0 if plan.empty else 1)
+                sys.exit(0 if plan.in_sync or (plan.empty and not dry_run) else 1)
             if not yes and not confirmed(plan):
                 fail("not confirmed; nothing was applied", code=1)
             progress = ApplyProgress(plan)

@@ -141,6 +141,8 @@ class DiffResult:
     # Owned by recon, but stamped by another `--set`: (resource, that set).
     other_set: list[tuple[ResourceRef, str]] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    # What of unsupported the manifests still ask of a guest: the host does not match.
+    unmet: list[str] = field(default_factory=list)
 
 
 def _item_gone(path: str, desired: Fields) -> bool:
@@ -206,6 +208,7 @@ def _compare(
     applied: Fields,
     capabilities: dict[str, bool],
     unsupported: list[str],
+    unmet: list[str] | None = None,
 ) -> list[FieldChange]:
     desired = res.desired_fields(applied)
     out: list[FieldChange] = []
@@ -226,8 +229,10 @@ def _compare(
         if need and not capabilities.get(need, False):
             unsupported.append(
                 f"{res.ref}: {path}: this host cannot change it ({need} is not "
-                "supported); left as it is"
+                f"supported); left as it is ({before} on the host, {after} asked)"
             )
+            if need == "volume-resize" and unmet is not None:
+                unmet.append(unsupported[-1])
             continue
         if _new_disk(path, observed, applied):
             # The guest gets the disk at its next start: nothing existing is replaced.
@@ -327,7 +332,7 @@ def diff(
             continue
         warned = len(result.unsupported)
         applied = observed.stamp.applied if observed.stamp else {}
-        fields = _compare(res, observed, applied, caps, result.unsupported)
+        fields = _compare(res, observed, applied, caps, result.unsupported, result.unmet)
         if secrets is not None:
             fields += _secret_changes(res, observed, secrets, caps, result.unsupported)
         left_alone = len(result.unsupported) > warned

@@ -197,6 +197,7 @@ def make_plan(
         revision=options.revision,
         host=observation.host.uri,
         warnings=warnings,
+        unmet=list(result.unmet),
     )
 
 
