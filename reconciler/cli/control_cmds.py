@@ -115,6 +115,7 @@ def _run(
         delete_volumes=kw["delete_volumes"],
         shutdown_timeout=kw["shutdown_timeout"],
         export_state=kw["export_state"],
+        secrets=ctx.obj["secrets"],
     )
     uri = host_uri(ctx)
     path = status_path(ctx.obj["home"], uri)

@@ -161,5 +161,5 @@ def delete(
         fail(str(exc), exc.hint, code=1)
     for change, detail in result.applied:
         echo_err(f"{change.action.symbol} {change.ref}: {detail}")
-    click.echo(render_result(result))
+    click.echo(render_result(result, "delete"))
     sys.exit(0 if result.ok and (missing == 0 or ignore_not_found) else 1)

@@ -12,6 +12,7 @@ manifests, their git revision), output.py, render.py and markdown.py (printing).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -22,11 +23,12 @@ from reconciler.cli.completion_cmds import completion
 from reconciler.cli.explain_cmds import explain
 from reconciler.cli.inventory_cmds import delete, get
 from reconciler.cli.manifests import FILES_HELP
-from reconciler.cli.output import print_diagnostics, print_json
+from reconciler.cli.output import fail, print_diagnostics, print_json
 from reconciler.cli.plan_cmds import apply, diff
 from reconciler.cli.state_cmds import observe
 from reconciler.cli.template_cmds import template
 from reconciler.load.cross_checks import dangling_ref
+from reconciler.load.secrets import SecretPolicy, check_places, read_secrets
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.capabilities import check_manifest
@@ -34,6 +36,7 @@ from reconciler.model.diagnostics import Diagnostic, format_path
 from reconciler.model.kinds import KINDS
 from reconciler.model.schema import all_schemas, schema_filename
 
+_ENV_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -72,8 +75,28 @@ class _Commands(click.Group):
     envvar="RECON_HOME",
     help="State directory (embedded host, locks). Env: RECON_HOME. Default: ~/.local/state/recon.",
 )
+@click.option(
+    "--secrets-dir",
+    metavar="DIRECTORY",
+    envvar="RECON_SECRETS_DIR",
+    help="The only directory valueFrom.file may read (paths are relative to it). "
+    "Env: RECON_SECRETS_DIR. Default: $RECON_HOME/secrets.",
+)
+@click.option(
+    "--secrets-env-prefix",
+    metavar="PREFIX",
+    envvar="RECON_SECRETS_ENV_PREFIX",
+    help="valueFrom.env may name only variables starting with this. "
+    "Env: RECON_SECRETS_ENV_PREFIX. Default: only names ending in _PASSWORD.",
+)
 @click.pass_context
-def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    uri: str | None,
+    home: str | None,
+    secrets_dir: str | None,
+    secrets_env_prefix: str | None,
+) -> None:
     """recon: make a virtualization host match the manifests in git.
 
     \b
@@ -90,9 +113,29 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
         raise click.BadParameter(
             "give a directory, or leave it out for the default", ctx, param_hint="--home"
         )
+    for value, flag in (
+        (secrets_dir, "--secrets-dir"),
+        (secrets_env_prefix, "--secrets-env-prefix"),
+    ):
+        if value is not None and not value.strip():
+            # Empty must not quietly mean "anywhere" or "any variable".
+            raise click.BadParameter(
+                "give a value, or leave it out for the default", ctx, param_hint=flag
+            )
+    if secrets_env_prefix is not None and not _ENV_PREFIX.fullmatch(secrets_env_prefix):
+        raise click.BadParameter(
+            "a prefix of environment variable names: letters, digits and _",
+            ctx,
+            param_hint="--secrets-env-prefix",
+        )
+    state = Path(home) if home else default_home()
+    policy = SecretPolicy(
+        Path(secrets_dir).absolute() if secrets_dir else state.absolute() / "secrets",
+        secrets_env_prefix,
+    )
     # An empty --connect means what an empty RECON_CONNECT means: the embedded host, never
     # libvirt's own default URI (which, as root, is the real qemu:///system).
-    ctx.obj = {"uri": uri or None, "home": Path(home) if home else default_home()}
+    ctx.obj = {"uri": uri or None, "home": state, "secrets": policy}
 
 
 @cli.command()
@@ -116,18 +159,35 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
     help="References to objects no manifest defines are notes, not problems: apply looks "
     "for them among what recon owns on the host.",
 )
+@click.option(
+    "--secrets",
+    "read_values",
+    is_flag=True,
+    help="Also read every secret the manifests reference; a missing or unreadable one "
+    "exits 2. The values are never printed.",
+)
+@click.pass_context
 def validate(
-    paths: tuple[str, ...], output: str, driver: str | None, allow_host_refs: bool
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    output: str,
+    driver: str | None,
+    allow_host_refs: bool,
+    read_values: bool,
 ) -> None:
     """Check manifests offline: syntax, schema, types, references. No host is contacted.
 
     Exits 0 when every manifest is valid and 1 when any is not; all problems are
     reported at once, each with FILE:LINE:COL, Kind/name and the field. With --driver,
-    what that driver can never do is a problem too; what it may not do is a warning.
+    what that driver can never do is a problem too; what it may not do is a warning. A
+    secret referenced outside the secrets directory or env prefix is a problem; with
+    --secrets, a secret that cannot be read exits 2.
     """
+    policy: SecretPolicy = ctx.obj["secrets"]
     docs, read_diags = read_sources(paths, stdin=sys.stdin.buffer)
     result = validate_documents(docs, with_schema=True)
     result.files = sorted({d.file for d in docs})
+    result.diagnostics += check_places(result.resources, policy, result.contexts)
     warnings: list[Diagnostic] = []
     if driver is not None and not read_diags and result.ok:
         marks = {(d.file, d.mark.line): d for d in docs}
@@ -173,6 +233,12 @@ def validate(
             click.echo(f"{len(result.resources)} resources in {len(result.files)} files are valid")
         else:
             click.echo(f"{len(result.diagnostics)} problems found; nothing was applied", err=True)
+    if result.ok and read_values:
+        _values, missing = read_secrets(result.resources, policy, result.contexts)
+        if missing:
+            print_diagnostics(missing)
+            fail(f"{len(missing)} secrets cannot be read; nothing was applied", code=2)
+        click.echo(f"{len(_values)} secrets can be read", err=True)
     sys.exit(0 if result.ok else 1)
 
 

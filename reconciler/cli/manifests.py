@@ -17,6 +17,7 @@ from pathlib import Path
 from reconciler.cli.output import fail, print_diagnostics
 from reconciler.load.cross_checks import dangling_ref
 from reconciler.load.manifests import load_manifests
+from reconciler.load.secrets import Contexts, SecretPolicy, check_places, read_secrets
 from reconciler.load.sources import expand_paths, read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.diagnostics import Diagnostic
@@ -43,27 +44,55 @@ def load_resources(
     *,
     allow_empty: bool = False,
     host_refs: list[Diagnostic] | None = None,
+    secrets: SecretPolicy | None = None,
+    values: dict[tuple[ResourceRef, str], str] | None = None,
 ) -> list[Resource]:
     """The desired set the manifests form; exits 2 when any of them has a problem.
 
     host_refs: references to objects no manifest defines are put there instead, for the
-    caller to look up on the host (host_refs.py), when they are the only problems."""
+    caller to look up on the host (host_refs.py), when they are the only problems.
+    secrets: a secret referenced outside what it allows is a problem. values: every secret
+    the manifests reference is read into it, and one that cannot be read is a problem
+    (read before the host is even opened, so nothing is applied without it)."""
     if allow_empty:
         # Once the last manifest is removed from a repository, its directory is the desired
         # set: empty. Without --allow-empty that is still refused as a likely mistake.
         paths = [p for p in paths if not _no_manifests(p)]
     result = load_manifests(paths, stdin=sys.stdin.buffer)
+    if secrets is not None:
+        result.diagnostics += check_places(result.resources, secrets, result.contexts)
+        result.diagnostics.sort(key=lambda d: d.sort_key())
     if host_refs is not None and all(dangling_ref(d) for d in result.diagnostics):
         host_refs += result.diagnostics
-        return result.resources
-    if not result.ok:
+    elif not result.ok:
         print_diagnostics(result.diagnostics)
         fail(
             f"{len(result.diagnostics)} problems in the manifests; nothing was done",
             "run `recon validate` for the full report",
             code=2,
         )
+    if secrets is not None and values is not None:
+        read_values(result.resources, secrets, values, result.contexts)
     return result.resources
+
+
+def read_values(
+    resources: Sequence[Resource],
+    policy: SecretPolicy,
+    values: dict[tuple[ResourceRef, str], str],
+    contexts: Contexts | None = None,
+) -> None:
+    """Every secret the resources reference, into values; exits 2 naming each one that
+    cannot be read (all of them at once), before anything is applied."""
+    found, missing = read_secrets(resources, policy, contexts)
+    if missing:
+        print_diagnostics(missing)
+        fail(
+            f"{len(missing)} secrets cannot be read; nothing was applied",
+            "`recon validate --secrets` checks them without a host",
+            code=2,
+        )
+    values.update(found)
 
 
 def load_refs(paths: Sequence[str], selector: Selector | None = None) -> list[ResourceRef]:

@@ -20,15 +20,22 @@ from reconciler.cli.confirm import confirmed
 from reconciler.cli.exported import host_state_note, load_host_state
 from reconciler.cli.host import open_host
 from reconciler.cli.host_refs import resolve_on_host
-from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources
+from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources, read_values
 from reconciler.cli.markdown import render_markdown
-from reconciler.cli.output import fail, print_json
+from reconciler.cli.output import fail, print_diagnostics, print_json
 from reconciler.cli.params import SECONDS, SET_NAME
 from reconciler.cli.progress import ApplyProgress
-from reconciler.cli.render import echo_err, render_admission, render_plan, render_result
+from reconciler.cli.render import (
+    echo_err,
+    render_admission,
+    render_plan,
+    render_result,
+    render_warnings,
+)
 from reconciler.cli.selection import select_resources, selector_option
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
+from reconciler.load.secrets import SecretPolicy, check_places
 from reconciler.load.validate import ScriptError, implied_fields
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.errors import ReconError
@@ -36,6 +43,7 @@ from reconciler.model.kinds import KINDS
 from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.secrets import SecretValues, secret_fields
 from reconciler.model.selectors import Selector
 from reconciler.providers.base import ApplyContext, Observation
 
@@ -65,6 +73,9 @@ def _plan_json(plan: Plan, resources: Sequence[Resource], options: PlanOptions) 
         "allowEmpty": options.allow_empty,
         "adopt": options.adopt,
         "deleteVolumes": options.delete_volumes,
+        # Whether secret values were compared (not against an export): apply plans again
+        # the same way.
+        "secrets": options.secrets is not None,
     }
     data["resources"] = [
         {
@@ -92,7 +103,7 @@ def _plan_from_json(data: dict[str, Any]) -> tuple[Plan, list[Resource]]:
         )
 
 
-def _saved_options(data: dict[str, Any]) -> PlanOptions:
+def _saved_options(data: dict[str, Any], values: SecretValues) -> PlanOptions:
     raw = data.get("options")
     if not isinstance(raw, dict) or not all(isinstance(v, bool) for v in raw.values()):
         fail(
@@ -108,6 +119,7 @@ def _saved_options(data: dict[str, Any]) -> PlanOptions:
         adopt=raw.get("adopt", False),
         revision=data.get("revision"),
         delete_volumes=raw.get("deleteVolumes", False),
+        secrets=values if raw.get("secrets", False) else None,
     )
 
 
@@ -258,10 +270,16 @@ def diff(
 ) -> None:
     """Show what apply would change, field by field, with its disruption class.
 
-    Exits 0 when the host matches, 1 when there are changes, 2 or more on errors.
+    Exits 0 when the host matches, 1 when there are changes (a change this host cannot
+    make too), 2 or more on errors.
     """
     host_refs: list[Diagnostic] = []
-    resources = load_resources(paths, allow_empty=allow_empty, host_refs=host_refs)
+    policy: SecretPolicy = ctx.obj["secrets"]
+    # Against an export (CI) no secret is at hand, nor needed: it is not compared there.
+    values: dict[tuple[ResourceRef, str], str] | None = {} if host_state is None else None
+    resources = load_resources(
+        paths, allow_empty=allow_empty, host_refs=host_refs, secrets=policy, values=values
+    )
     resources = _selected(resources, selector, allow_empty)
     options = PlanOptions(
         prune=prune,
@@ -271,6 +289,7 @@ def diff(
         revision=git_revision(paths),
         delete_volumes=delete_volumes,
         selector=selector,
+        secrets=values,
     )
     notes: list[str] = []
     if host_state is None:
@@ -281,6 +300,11 @@ def diff(
         snapshot = load_host_state(host_state)
         notes.append(host_state_note(snapshot))
         echo_err(notes[-1])
+        if any(secret_fields(r.manifest) for r in resources):
+            notes.append(
+                "secrets were not read: a changed secret value shows in a diff on the host"
+            )
+            echo_err(notes[-1])
         observation = snapshot.observe()
     resolve_on_host(host_refs, observation, prune=prune, set_name=set_name)
     plan = _plan_or_fail(resources, observation, options, code=2)
@@ -292,8 +316,12 @@ def diff(
     elif output == "markdown":
         click.echo(render_markdown(plan, notes), nl=False)
     else:
-        click.echo(render_plan(plan))
-    sys.exit(0 if plan.empty else 1)
+        # Warnings are messages, on stderr like every other; stdout carries the plan.
+        if plan.warnings:
+            echo_err(render_warnings(plan))
+        click.echo(render_plan(plan, warnings=False))
+    # A change the host cannot make is still a difference: never "in sync" (exit 0).
+    sys.exit(0 if plan.in_sync else 1)
 
 
 @click.command()
@@ -360,14 +388,25 @@ def apply(
     """
     saved = _saved_plan(paths)
     host_refs: list[Diagnostic] = []
+    policy: SecretPolicy = ctx.obj["secrets"]
+    # Every secret is read before the host is opened: one missing stops the run (exit 2)
+    # before its first action, and no stamp can claim a value that was never set.
+    values: dict[tuple[ResourceRef, str], str] = {}
     if saved is None:
-        resources = load_resources(paths, allow_empty=allow_empty, host_refs=host_refs)
+        resources = load_resources(
+            paths, allow_empty=allow_empty, host_refs=host_refs, secrets=policy, values=values
+        )
         resources = _selected(resources, selector, allow_empty)
         revision = git_revision(paths)
     elif selector is not None:
         fail("-l does not apply to a saved plan: it was made for what it shows", code=2)
     else:
         plan, resources = _plan_from_json(saved)
+        places = check_places(resources, policy)
+        if places:
+            print_diagnostics(places)
+            fail(f"{len(places)} problems in the saved plan's manifests; nothing was applied")
+        read_values(resources, policy, values)
     # A saved plan is applied with the options it was made with, never this command line's.
     options = (
         PlanOptions(
@@ -378,9 +417,10 @@ def apply(
             revision=revision,
             delete_volumes=delete_volumes,
             selector=selector,
+            secrets=values,
         )
         if saved is None
-        else _saved_options(saved)
+        else _saved_options(saved, values)
     )
     revision, set_name = options.revision, options.set_name
     delete_volumes = options.delete_volumes
@@ -425,7 +465,7 @@ def apply(
             if dry_run or plan.empty:
                 if output == "json":
                     print_json({"plan": plan.to_json(), "applied": []})
-                sys.exit(0 if plan.empty else 1)
+                sys.exit(0 if plan.in_sync or (plan.empty and not dry_run) else 1)
             if not yes and not confirmed(plan):
                 fail("not confirmed; nothing was applied", code=1)
             progress = ApplyProgress(plan)
@@ -438,6 +478,7 @@ def apply(
                 shutdown_timeout=shutdown_timeout,
                 progress=progress,
                 build_errors=build_errors,
+                secrets=values,
             )
             try:
                 result = apply_plan(plan, resources, provider, context)

@@ -51,10 +51,22 @@ def render_change(change: Change) -> list[str]:
     return lines
 
 
-def render_plan(plan: Plan) -> str:
+def render_warnings(plan: Plan) -> str:
+    return "\n".join(style("warning", "yellow", err=True) + f": {w}" for w in plan.warnings)
+
+
+def render_plan(plan: Plan, *, warnings: bool = True) -> str:
+    """warnings=False: the caller prints them on stderr (render_warnings)."""
     lines: list[str] = []
-    for warning in plan.warnings:
+    for warning in plan.warnings if warnings else ():
         lines.append(style("warning", "yellow") + f": {warning}")
+    if plan.empty and plan.unmet:
+        n = len(plan.unmet)
+        lines.append(
+            f"No changes recon can make, but the host does not match the manifests: {n} "
+            f"change{'s' if n != 1 else ''} this host cannot make (see the warnings)."
+        )
+        return "\n".join(lines)
     if plan.empty:
         lines.append(
             f"No changes. The host matches the manifests ({len(plan.unchanged)} resources)."
@@ -99,18 +111,21 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-def render_result(result: ApplyResult) -> str:
+def render_result(result: ApplyResult, verb: str = "apply") -> str:
+    """verb: the command that ran (`delete` reports its deletes, not an apply)."""
     counts = result.summary()
+    if verb != "apply":
+        counts = {"deleted": counts["deleted"]}
     text = ", ".join(f"{v} {k}" for k, v in counts.items())
     if result.ok:
-        return f"Apply complete: {text}."
-    lines = [f"Apply stopped: {text}."]
+        return f"{verb.capitalize()} complete: {text}."
+    lines = [f"{verb.capitalize()} stopped: {text}."]
     assert result.failed is not None
     change, message = result.failed
     lines.append(f"failed: {change.ref} ({change.action.value}): {message}")
     if result.skipped:
         lines.append("not attempted: " + ", ".join(str(c.ref) for c in result.skipped))
-    lines.append("hint: fix the cause and run apply again; it continues from where the host is")
+    lines.append(f"hint: fix the cause and run {verb} again; it continues from where the host is")
     return "\n".join(lines)
 
 

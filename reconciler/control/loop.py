@@ -28,8 +28,10 @@ from reconciler.control.status import (
 )
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import PlanOptions, PlanRefused, make_plan
+from reconciler.load.secrets import SecretPolicy, read_secrets
 from reconciler.model.errors import ReconError
 from reconciler.model.plan import Action
+from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 from reconciler.providers.base import ApplyContext, Observation, Provider
 from reconciler.providers.snapshot import write_host_state
@@ -50,6 +52,8 @@ class LoopOptions:
     # Where each pass publishes the host's state (`--export-state`), for pipelines that plan
     # without reaching the host (`recon diff --host-state`).
     export_state: Path | None = None
+    # Where secrets may be read from; each pass reads them all before it plans.
+    secrets: SecretPolicy | None = None
 
 
 class Metrics(Protocol):
@@ -178,6 +182,18 @@ class Controller:
     def _pass(
         self, resources: Sequence[Resource], revision: str | None, prune: bool
     ) -> tuple[str, int]:
+        values: dict[tuple[ResourceRef, str], str] = {}
+        if self.options.secrets is not None:
+            values, problems = read_secrets(resources, self.options.secrets)
+            if problems:
+                # Nothing of this pass is applied: a stamp must never claim a secret that was
+                # not there. A permanent problem until the operator provides it.
+                for res in resources:
+                    self.status.set(str(res.ref), STALLED, "SecretMissing")
+                raise PlanRefused(
+                    "; ".join(d.render().replace("\n", " ") for d in problems)
+                    + "; nothing was applied"
+                )
         options = PlanOptions(
             prune=prune,
             set_name=self.options.set_name,
@@ -185,6 +201,7 @@ class Controller:
             revision=revision,
             delete_volumes=self.options.delete_volumes,
             fingerprint=False,
+            secrets=values if self.options.secrets is not None else None,
         )
         build_errors = self.builds(resources) if self.builds is not None else {}
         with self.session() as provider:
@@ -245,6 +262,7 @@ class Controller:
                 shutdown_timeout=self.options.shutdown_timeout,
                 progress=lambda message: self.log.info(message),
                 build_errors=build_errors,
+                secrets=values,
             )
             result = apply_plan(
                 todo, resources, provider, context, should_stop=self.stopping.is_set

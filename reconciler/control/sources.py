@@ -27,6 +27,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from reconciler.model.errors import ReconError, TemporaryError
+from reconciler.providers.files import private_dirs
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -162,7 +163,7 @@ class GitSource:
     def fetch(self) -> str:
         """The commit the branch points at, after fetching it."""
         if not self.mirror.exists():
-            self.workdir.mkdir(parents=True, exist_ok=True)
+            private_dirs(self.workdir)
             try:
                 subprocess.run(
                     ["git", "init", "--bare", "-q", str(self.mirror)],

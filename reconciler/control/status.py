@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.providers.files import private_dirs
+
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
@@ -119,7 +121,7 @@ def _render(data: dict[str, Any]) -> str:
 
 
 def save_status(path: Path, status: Status) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".status-", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         # One line per resource: readable, and a fraction of indent=1's size and time.

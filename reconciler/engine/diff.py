@@ -18,9 +18,14 @@ from reconciler.model.plan import Action, Change, Disruption, FieldChange
 from reconciler.model.quantity import parse_quantity
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.secrets import SecretValues, secret_digest, secret_fields
 from reconciler.providers.base import Observation, Observed
 
 GUESTS = ("VirtualMachine", "Container")
+# What a plan shows for a secret's value: never the value, nor its digest.
+SECRET_APPLIED = "(the value applied last)"
+SECRET_UNKNOWN = "(not recorded as applied)"
+SECRET_NEW = "(a new value)"
 # Where a provider reports the host's own settings (KSM).
 HOST = ResourceRef("HostPolicy", "")
 
@@ -133,7 +138,11 @@ class DiffResult:
     changes: list[Change] = field(default_factory=list)
     unchanged: list[ResourceRef] = field(default_factory=list)
     not_owned: list[ResourceRef] = field(default_factory=list)
+    # Owned by recon, but stamped by another `--set`: (resource, that set).
+    other_set: list[tuple[ResourceRef, str]] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    # What of unsupported the manifests still ask of a guest: the host does not match.
+    unmet: list[str] = field(default_factory=list)
 
 
 def _item_gone(path: str, desired: Fields) -> bool:
@@ -199,6 +208,7 @@ def _compare(
     applied: Fields,
     capabilities: dict[str, bool],
     unsupported: list[str],
+    unmet: list[str] | None = None,
 ) -> list[FieldChange]:
     desired = res.desired_fields(applied)
     out: list[FieldChange] = []
@@ -219,8 +229,10 @@ def _compare(
         if need and not capabilities.get(need, False):
             unsupported.append(
                 f"{res.ref}: {path}: this host cannot change it ({need} is not "
-                "supported); left as it is"
+                f"supported); left as it is ({before} on the host, {after} asked)"
             )
+            if need == "volume-resize" and unmet is not None:
+                unmet.append(unsupported[-1])
             continue
         if _new_disk(path, observed, applied):
             # The guest gets the disk at its next start: nothing existing is replaced.
@@ -241,9 +253,49 @@ def _max_disruption(fields: Sequence[FieldChange]) -> Disruption:
     return worst
 
 
+def _secret_changes(
+    res: Resource,
+    observed: Observed,
+    secrets: SecretValues,
+    capabilities: dict[str, bool],
+    unsupported: list[str],
+) -> list[FieldChange]:
+    """A secret whose value is not the one applied last (its salted digest in the stamp
+    differs, or the stamp records none) is a change, shown without either value."""
+    out: list[FieldChange] = []
+    stamp = observed.stamp
+    for key, _path, _ref in secret_fields(res.manifest):
+        value = secrets.get((res.ref, key))
+        if value is None:
+            continue
+        recorded = stamp.secrets.get(key) if stamp is not None else None
+        salt = stamp.salt if stamp is not None else None
+        if recorded is not None and salt is not None and secret_digest(value, salt) == recorded:
+            continue
+        if not capabilities.get("guest-password", False):
+            unsupported.append(
+                f"{res.ref}: {key}: this host cannot set it (guest-password is not "
+                "supported); left as it is"
+            )
+            continue
+        before = SECRET_APPLIED if recorded is not None else SECRET_UNKNOWN
+        disruption = Disruption.LIVE if observed.running else Disruption.NONE
+        out.append(FieldChange(key, before, SECRET_NEW, disruption))
+    return out
+
+
 def diff(
-    resources: Sequence[Resource], observation: Observation, *, adopt: bool = False
+    resources: Sequence[Resource],
+    observation: Observation,
+    *,
+    adopt: bool = False,
+    secrets: SecretValues | None = None,
+    set_name: str | None = None,
 ) -> DiffResult:
+    """secrets: the values of the secrets the resources reference, when known (not when
+    planning against an export): a value changed since the last apply is a change.
+    set_name: the set these manifests form; an object another set stamped is theirs (in
+    other_set) unless adopt moves it to this one."""
     result = DiffResult()
     caps = observation.host.capabilities
     for res in resources:
@@ -268,17 +320,36 @@ def diff(
         if not observed.owned and not adopt:
             result.not_owned.append(res.ref)
             continue
+        theirs = (
+            observed.stamp.set_name
+            if observed.owned and observed.stamp is not None and set_name is not None
+            else None
+        )
+        moving = theirs is not None and theirs != set_name
+        if moving and not adopt:
+            assert theirs is not None
+            result.other_set.append((res.ref, theirs))
+            continue
         warned = len(result.unsupported)
         applied = observed.stamp.applied if observed.stamp else {}
-        fields = _compare(res, observed, applied, caps, result.unsupported)
+        fields = _compare(res, observed, applied, caps, result.unsupported, result.unmet)
+        if secrets is not None:
+            fields += _secret_changes(res, observed, secrets, caps, result.unsupported)
         left_alone = len(result.unsupported) > warned
         worst = _max_disruption(fields)
         if fields:
             action = Action.REPLACE if worst is Disruption.REPLACE else Action.UPDATE
-            reason = "adopt" if not observed.owned else _reason(res, observed, fields)
+            reason = (
+                "adopt"
+                if not observed.owned
+                else f"adopt from the set {theirs}"
+                if moving
+                else _reason(res, observed, fields)
+            )
             result.changes.append(Change(res.ref, action, worst, tuple(fields), reason, res.file))
         elif (
             not observed.owned
+            or moving
             or observed.stamp is None
             # A stamp records what was applied: not a change the host could not make.
             or (observed.stamp.spec_hash != res.desired_hash(applied) and not left_alone)
@@ -293,6 +364,8 @@ def diff(
                     (),
                     "adopt"
                     if not observed.owned
+                    else f"adopt from the set {theirs}"
+                    if moving
                     else "stamp"
                     if observed.stamp is None
                     or observed.stamp.spec_hash != res.desired_hash(applied)

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 
 from reconciler.model.errors import TemporaryError
+from reconciler.providers.files import private_dirs
 
 
 class HostLocked(TemporaryError):
@@ -25,7 +26,7 @@ class HostLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

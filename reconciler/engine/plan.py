@@ -15,6 +15,7 @@ from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.quantity import format_quantity
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.secrets import SecretValues
 from reconciler.model.selectors import Selector
 from reconciler.providers.base import Observation
 
@@ -34,6 +35,9 @@ class PlanOptions:
     # `-l`: the manifests were selected by label; prune only owned objects whose recorded
     # labels match too, not everything else in the set.
     selector: Selector | None = None
+    # The values of the secrets the manifests reference (read before planning): a value
+    # changed since the last apply is a change. None: not compared (an export's plan).
+    secrets: SecretValues | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +125,31 @@ def make_plan(
         raise PlanRefused(
             "the desired set is empty", "pass --allow-empty if you really mean to remove everything"
         )
-    result = diff(resources, observation, adopt=options.adopt)
+    result = diff(
+        resources,
+        observation,
+        adopt=options.adopt,
+        secrets=options.secrets,
+        set_name=options.set_name,
+    )
     if result.not_owned:
         names = ", ".join(str(r) for r in result.not_owned)
         raise PlanRefused(
             f"{names}: exists on the host but was not created by recon; it is left untouched",
             "rename the manifest, remove the object yourself, or take it over with --adopt",
+        )
+    if result.other_set:
+        # Ownership never moves silently: the other set's prune would then delete what its
+        # own manifests name, and two loops would fight over the object forever.
+        names = ", ".join(f"{ref} (set {theirs})" for ref, theirs in result.other_set)
+        sets = sorted({theirs for _, theirs in result.other_set})
+        raise PlanRefused(
+            f"{names}: owned by another set of manifests, not '{options.set_name}'; "
+            "it is left untouched",
+            "apply them with "
+            + " / ".join(f"--set {name}" for name in sets)
+            + f", or move them to '{options.set_name}' with --adopt (the other set then "
+            "no longer changes or prunes them)",
         )
     refused = host_refusals(resources, observation)
     if refused:
@@ -174,6 +197,7 @@ def make_plan(
         revision=options.revision,
         host=observation.host.uri,
         warnings=warnings,
+        unmet=list(result.unmet),
     )
 
 

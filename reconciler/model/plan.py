@@ -88,10 +88,17 @@ class Plan:
     revision: str | None = None
     host: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Changes the manifests ask for that this host cannot make (a disk grow without volume
+    # resize): also in warnings; the host does not match, so `diff` does not exit 0.
+    unmet: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not self.changes
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.changes and not self.unmet
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,4 +109,5 @@ class Plan:
             "changes": [c.to_json() for c in self.changes],
             "unchanged": [str(r) for r in self.unchanged],
             "warnings": self.warnings,
+            "unmet": self.unmet,
         }

@@ -17,6 +17,7 @@ from reconciler.model.fields import Fields
 from reconciler.model.plan import Change
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.secrets import SecretValues
 
 MANAGED_BY = "recon"
 
@@ -38,6 +39,10 @@ class Stamp:
     # What the provider made beyond the spec, for the record (a built template's artifact:
     # its image volume, digest, build time, packages). Not compared.
     record: Mapping[str, Any] = field(default_factory=dict)
+    # Salted digests (model/secrets.py) of the secret values applied, by flat key, and their
+    # salt: a new value behind the same reference is a change. Never a value.
+    salt: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -165,3 +170,5 @@ class ApplyContext:
     # Template name -> why its build failed (reconciler.build, before the apply): the
     # template's change fails with it, and what needs the template is not attempted.
     build_errors: Mapping[str, str] = field(default_factory=dict)
+    # Every secret the plan's resources reference, read before the first action.
+    secrets: SecretValues = field(default_factory=dict)

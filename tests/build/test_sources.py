@@ -88,7 +88,7 @@ def test_a_build_uses_the_hosts_entries_of_its_suite(tmp_path: Path) -> None:
 
 def test_a_suite_the_host_lacks_is_a_clear_error(tmp_path: Path) -> None:
     etc = apt_etc(tmp_path, deb822=DEB822)
-    with pytest.raises(src.SourceError, match="no suite 'trixie'.*spec.repositories"):
+    with pytest.raises(src.SourceError, match=r"no suite 'trixie'.*spec\.repositories"):
         src.sources_for(template(version="13"), etc)
     with pytest.raises(src.SourceError, match="no suite is known for debian 99"):
         src.sources_for(template(version="99"), etc)

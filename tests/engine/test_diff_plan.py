@@ -512,9 +512,10 @@ def test_prune_deletes_only_recons_objects_of_the_set_guests_first() -> None:
 
 
 def test_prune_of_another_set_deletes_only_that_sets_objects() -> None:
-    seen = [as_applied(r) for r in everything()]
-    other_set = as_applied(vm("batch"), set_name="batch")
-    plan, _ = plan_for([template()], observation(*seen, other_set), prune=True, set_name="batch")
+    # The batch set names its template (stamped by it: another set's would be refused).
+    seen = [as_applied(r) for r in everything() if r.ref != template().ref]
+    ours = [as_applied(template(), set_name="batch"), as_applied(vm("batch"), set_name="batch")]
+    plan, _ = plan_for([template()], observation(*seen, *ours), prune=True, set_name="batch")
     assert [str(c.ref) for c in plan.changes] == ["VirtualMachine/batch"]
 
 

@@ -12,6 +12,7 @@ import pytest
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import PlanOptions, make_plan
 from reconciler.load.manifests import load_manifests
+from reconciler.load.secrets import SecretPolicy, read_secrets
 from reconciler.model.refs import ResourceRef
 from reconciler.providers.base import ApplyContext, Observation
 from reconciler.providers.libvirt.provider import LibvirtProvider
@@ -42,9 +43,11 @@ def view(observation: Observation) -> dict[ResourceRef, Any]:
 def reconcile(provider: LibvirtProvider, manifests: Path, *, prune: bool = False) -> int:
     loaded = load_manifests([str(manifests)])
     assert loaded.ok, [d.render() for d in loaded.diagnostics]
+    values, missing = read_secrets(loaded.resources, SecretPolicy(manifests))
+    assert not missing, [d.render() for d in missing]
     observation = provider.observe()
-    plan = make_plan(loaded.resources, observation, PlanOptions(prune=prune))
-    context = ApplyContext({r.ref: r for r in loaded.resources}, observation)
+    plan = make_plan(loaded.resources, observation, PlanOptions(prune=prune, secrets=values))
+    context = ApplyContext({r.ref: r for r in loaded.resources}, observation, secrets=values)
     result = apply_plan(plan, loaded.resources, provider, context)
     assert result.ok, result.failed
     provider.flush()

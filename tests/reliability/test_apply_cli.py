@@ -316,14 +316,22 @@ def test_adding_a_disk_restarts_the_guest_and_keeps_it(recon: Recon, applied: Pa
     assert recon("diff", "-f", applied).returncode == 0
 
 
-def test_growing_a_disk_without_volume_resize_is_a_warning_and_changes_nothing(
+def test_growing_a_disk_without_volume_resize_is_unmet_never_in_sync(
     recon: Recon, applied: Path
 ) -> None:
     edit(applied / "vms" / "web-1.yaml", "      size: 10Gi\n", "      size: 20Gi\n")
     before = recon.host_xml.read_bytes()
     pending = recon("diff", "-f", applied)
-    assert pending.returncode == 0, output(pending)
-    assert "disks[root].size: this host cannot change it (volume-resize" in pending.stdout
+    # A CI gate must not read "in sync": the host does not match, though recon cannot help.
+    assert pending.returncode == 1, output(pending)
+    assert "The host matches" not in pending.stdout
+    assert "the host does not match the manifests: 1 change this host cannot make" in (
+        pending.stdout
+    )
+    # The warning is a message: on stderr, as every other.
+    assert "disks[root].size: this host cannot change it (volume-resize" in pending.stderr
+    assert "warning:" not in pending.stdout
+    assert recon("apply", "--dry-run", "-f", applied).returncode == 1
     result = recon.ok("apply", "-f", applied)
     assert "No changes" in result.stderr
     assert "cannot change it" in result.stderr

@@ -8,6 +8,7 @@ a `Host`; it never keeps state of its own between calls. What a loop keeps betwe
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import libvirt
 
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.model.secrets import secret_digest, secret_fields
 from reconciler.providers.base import (
     ApplyContext,
     NotOwnedError,
@@ -115,6 +117,18 @@ def lookup(fn: Callable[[str], T], name: str) -> T | None:
 
 def make_stamp(resource: Resource, context: ApplyContext) -> Stamp:
     fields = resource.desired_fields()
+    # A fresh salt at each apply; the digests of the values this apply uses (read before
+    # the first action: a value missing here is a bug, never silently "applied").
+    salt = secrets.token_hex(16)
+    digests = {}
+    for key, _path, _ref in secret_fields(resource.manifest):
+        value = context.secrets.get((resource.ref, key))
+        if value is None:
+            raise ProviderError(
+                f"{resource.ref}: {key}: the secret was not read before the apply; "
+                "nothing was changed for it"
+            )
+        digests[key] = secret_digest(value, salt)
     return Stamp(
         file=resource.file,
         spec_hash=resource.desired_hash(),
@@ -123,6 +137,8 @@ def make_stamp(resource: Resource, context: ApplyContext) -> Stamp:
         set_name=context.set_name,
         labels=dict(resource.manifest.metadata.labels),
         annotations=dict(resource.manifest.metadata.annotations),
+        salt=salt if digests else None,
+        secrets=digests,
     )
 
 

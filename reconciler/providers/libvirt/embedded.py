@@ -19,6 +19,7 @@ from pathlib import Path
 
 import libvirt
 
+from reconciler.providers.files import private_dirs
 from reconciler.providers.libvirt.events import remember_write
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
@@ -79,7 +80,7 @@ class EmbeddedHost:
 
     def open(self) -> libvirt.virConnect:
         if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(self.path.parent)
             memory = int(os.environ.get("RECON_EMBEDDED_MEMORY_KIB", DEFAULT_MEMORY_KIB))
             cpus = int(os.environ.get("RECON_EMBEDDED_CPUS", DEFAULT_CPUS))
             self._write(_empty_node(memory, cpus))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import libvirt
 
@@ -12,10 +11,9 @@ from reconciler.model.fields import spec_hash
 from reconciler.model.kinds import VirtualMachine
 from reconciler.model.plan import Action, Change
 from reconciler.model.resource import Resource
-from reconciler.providers.base import ProviderError
+from reconciler.providers.base import ApplyContext, ProviderError
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import CONFIG, LIVE, Host
-from reconciler.providers.secrets import resolve_secret
 
 # How long an unanswered guest agent is waited for after a start: a guest OS takes this long
 # to boot far enough to run qemu-guest-agent.
@@ -23,7 +21,12 @@ _AGENT_WAIT = 30.0
 
 
 def guest_settings(
-    host: Host, dom: libvirt.virDomain, resource: Resource, change: Change, started: bool
+    host: Host,
+    dom: libvirt.virDomain,
+    resource: Resource,
+    change: Change,
+    started: bool,
+    context: ApplyContext,
 ) -> list[str]:
     """Guest passwords through the guest agent, when they are new or changed."""
     manifest = resource.manifest
@@ -38,10 +41,13 @@ def guest_settings(
     for user in manifest.spec.guest.users:
         if user.password is None:
             continue
+        key = f"guest.users[{user.name}].password"
         if not host.capabilities.get("guest-password"):
+            # The stamp must not claim a value that never reached the guest.
+            _forget_applied(dom, key, fields=False)
             notes.append(f"password of {user.name} not set: this host has no guest agent")
             continue
-        value = resolve_secret(user.password, Path(resource.file).parent)
+        value = context.secrets[(resource.ref, key)]
         # A guest that was just started needs time to boot far enough to run its agent.
         deadline = time.monotonic() + (_AGENT_WAIT if started and host.driver != "test" else 0)
         while True:
@@ -55,6 +61,7 @@ def guest_settings(
                     continue
                 # Not set: the stamp must not say it was, or no later run would retry.
                 _forget_applied(dom, "guest.users")
+                _forget_applied(dom, key)
                 # The message can never contain the value: libvirt does not echo it.
                 raise ProviderError(
                     f"setting the password of {user.name} failed: {exc.get_error_message()}",
@@ -64,13 +71,17 @@ def guest_settings(
     return notes
 
 
-def _forget_applied(dom: libvirt.virDomain, prefix: str) -> None:
-    """Drop fields from the stamp's applied record (what did not reach the guest)."""
+def _forget_applied(dom: libvirt.virDomain, prefix: str, *, fields: bool = True) -> None:
+    """Drop fields (unless fields=False) and secret digests from the stamp's applied record:
+    what did not reach the guest."""
     parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     if parsed.stamp is None or parsed.kind is None:
         return
-    applied = {k: v for k, v in parsed.stamp.applied.items() if not k.startswith(prefix)}
-    stamp = replace(parsed.stamp, spec_hash=spec_hash(applied), applied=applied)
+    applied = {
+        k: v for k, v in parsed.stamp.applied.items() if not (fields and k.startswith(prefix))
+    }
+    digests = {k: v for k, v in parsed.stamp.secrets.items() if not k.startswith(prefix)}
+    stamp = replace(parsed.stamp, spec_hash=spec_hash(applied), applied=applied, secrets=digests)
     flags = CONFIG | (LIVE if dom.isActive() else 0)
     dom.setMetadata(
         libvirt.VIR_DOMAIN_METADATA_ELEMENT,

@@ -75,7 +75,7 @@ def apply_guest(
     notes += run_notes
     if dom.isActive():
         notes += guarantee.hold(host, dom, manifest)
-        notes += agent.guest_settings(host, dom, resource, change, started)
+        notes += agent.guest_settings(host, dom, resource, change, started, context)
     verb = {Action.CREATE: "defined", Action.REPLACE: "replaced"}.get(change.action, "updated")
     return ", ".join([verb, *notes])
 

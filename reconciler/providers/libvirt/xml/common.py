@@ -181,9 +181,11 @@ _STAMP_KEYS = (
     "labels",
     "annotations",
     "record",
+    "salt",
+    "secrets",
 )
 # Keys whose value is a mapping, kept as JSON text in the XML form.
-_JSON_KEYS = ("applied", "labels", "annotations", "record")
+_JSON_KEYS = ("applied", "labels", "annotations", "record", "secrets")
 
 
 def dump_json(value: Any) -> str:
@@ -210,6 +212,9 @@ def stamp_dict(stamp: Stamp, kind: str) -> dict[str, Any]:
         out["annotations"] = dict(stamp.annotations)
     if stamp.record:
         out["record"] = dict(stamp.record)
+    if stamp.secrets and stamp.salt:
+        out["salt"] = stamp.salt
+        out["secrets"] = dict(stamp.secrets)
     return out
 
 
@@ -236,6 +241,9 @@ def stamp_from_dict(data: Any) -> tuple[str, Stamp] | None:
     record = data.get("record") or {}
     if not isinstance(record, dict):
         return None
+    salt, secrets = data.get("salt"), data.get("secrets") or {}
+    if not (salt is None or isinstance(salt, str)) or not _str_map(secrets):
+        return None
     return kind, Stamp(
         file=file,
         spec_hash=spec_hash,
@@ -246,6 +254,8 @@ def stamp_from_dict(data: Any) -> tuple[str, Stamp] | None:
         labels=labels,
         annotations=annotations,
         record=record,
+        salt=salt,
+        secrets=secrets,
     )
 
 
