@@ -30,6 +30,8 @@ BUILD_ENV = {
     "RECON_TEMPLATE_CACHE": str(ROOT / ".cache" / "templates"),
     "RECON_APT_CACHE": str(ROOT / ".cache" / "apt"),
 }
+# Also for the providers tests open in this process.
+os.environ.update(BUILD_ENV)
 
 
 def build_unavailable() -> str | None:

@@ -116,7 +116,7 @@ def build(
     manifest = resource.manifest
     assert isinstance(manifest, Template) and manifest.spec.source.build is not None
     revision = revision_of(resource)
-    have = cached(home, manifest.name, revision)
+    have = cached(home, revision)
     if have is not None and not refresh and not expired(have, manifest):
         return have, False
     try:
@@ -147,7 +147,7 @@ def _build(
     assert build_spec is not None
     root = cache_root(home)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    final = entry_dir(home, manifest.name, revision)
+    final = entry_dir(home, revision)
     with _work_dir(root, final.name) as work:
         epoch = src.newest_epoch(state)
         fmt = spec.format

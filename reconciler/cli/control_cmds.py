@@ -133,9 +133,10 @@ def _run(
             raise SystemExit(2) from None
     host = KeptHost(ctx)
     home = ctx.obj["home"]
+    failed_builds: dict[str, tuple[float, str]] = {}
 
-    def builds(resources: Sequence[Resource]) -> dict[str, str]:
-        return prepare_builds(resources, home, lambda message: log.info(message))
+    def builds(resources: Sequence[Resource], report: Callable[[str], None]) -> dict[str, str]:
+        return prepare_builds(resources, home, report, failed=failed_builds)
 
     controller = Controller(host.session, status, path, options, log, metrics, builds)
     queue = WorkQueue()

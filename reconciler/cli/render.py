@@ -36,7 +36,11 @@ def render_change(change: Change) -> list[str]:
     head = f"{symbol} {change.ref}  {change.action.value}"
     if change.action is not Action.CREATE:
         head += f" ({change.disruption.value})"
-    if change.reason and change.action in (Action.REPLACE, Action.DELETE):
+    if change.reason and (
+        change.action in (Action.REPLACE, Action.DELETE)
+        # A built Template's new build: what happens to the guests on its images.
+        or (change.ref.kind == "Template" and "build" in change.reason)
+    ):
         head += f"  # {change.reason}"
     lines = [head]
     for f in change.fields:

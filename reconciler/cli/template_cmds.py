@@ -75,7 +75,7 @@ def list_templates(ctx: click.Context, output: str) -> None:
                 "format": artifact.format,
                 "where": "cache only",
                 "revision": artifact.revision[:12],
-                "image": artifact.volume,
+                "image": f"revision {artifact.revision[:12]}",
                 "digest": f"sha256:{artifact.digest}",
                 "builtAt": artifact.built_at,
                 "size": artifact.size,
@@ -145,7 +145,9 @@ def build(
             if output == "text":
                 echo_err(f"error: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
             continue
-        results.append({"template": resource.ref.name, "built": built, **artifact.record()})
+        results.append(
+            {"template": resource.ref.name, "built": built, **artifact.record(resource.ref.name)}
+        )
         if output == "text":
             verb = "built" if built else "up to date"
             click.echo(

@@ -17,6 +17,7 @@ from reconciler.control.desired import Desired
 from reconciler.control.drift import is_suspended, split_plan
 from reconciler.control.queue import Backoff, WorkQueue
 from reconciler.control.status import (
+    BUILDING,
     DRIFTED,
     READY,
     RECONCILING,
@@ -81,7 +82,8 @@ HostSession = Callable[[], AbstractContextManager[Provider]]
 DesiredSource = Callable[[], tuple[Desired, str | None]]
 # Makes the built Templates of a set ready before a pass takes the host (reconciler.build,
 # given by the CLI); template name -> why its build failed.
-Builds = Callable[[Sequence[Resource]], Mapping[str, str]]
+# Its second argument reports progress: "Template/NAME: stage".
+Builds = Callable[[Sequence[Resource], Callable[[str], None]], Mapping[str, str]]
 
 
 class Controller:
@@ -99,6 +101,7 @@ class Controller:
     ) -> None:
         self.session = session
         self.builds = builds
+        self._status_written = 0.0
         self.status = status
         self.status_file = status_file
         self.options = options
@@ -179,6 +182,19 @@ class Controller:
         self.status.errors = [error]
         self._finish(time.time(), time.monotonic(), self.status.revision, "failed", 0, error)
 
+    def _building(self, message: str) -> None:
+        """A build's progress: logged, and the Template shown as Building with the stage in
+        `recon status` (written at most once a second)."""
+        self.log.info(message)
+        ref, sep, stage = message.partition(": ")
+        if not sep or not ref.startswith("Template/"):
+            return
+        self.status.set(ref, BUILDING, stage[:200])
+        now = time.monotonic()
+        if now - self._status_written > 1.0:
+            self._status_written = now
+            save_status(self.status_file, self.status)
+
     def _pass(
         self, resources: Sequence[Resource], revision: str | None, prune: bool
     ) -> tuple[str, int]:
@@ -203,7 +219,7 @@ class Controller:
             fingerprint=False,
             secrets=values if self.options.secrets is not None else None,
         )
-        build_errors = self.builds(resources) if self.builds is not None else {}
+        build_errors = self.builds(resources, self._building) if self.builds is not None else {}
         with self.session() as provider:
             observation = provider.observe()
             try:

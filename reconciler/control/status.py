@@ -18,6 +18,8 @@ RECONCILING = "Reconciling"
 STALLED = "Stalled"
 DRIFTED = "Drifted"
 SUSPENDED = "Suspended"
+# A Template being built before the pass takes the host (its reason: the build's stage).
+BUILDING = "Building"
 MAX_RUNS = 20
 
 

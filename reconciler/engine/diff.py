@@ -99,6 +99,7 @@ OBSERVED: dict[str, set[str]] = {
 LIVE_NEEDS = {"memory": "live-memory", "cpus": "live-vcpus"}
 # Changes a host cannot make at all: reported, never pretended.
 NEEDS = {
+    "virtualization": "virt-type",
     "disks[].size": "volume-resize",
     "disk.size": "volume-resize",
     "ksm.enabled": "ksm",

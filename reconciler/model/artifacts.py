@@ -74,6 +74,7 @@ def boot_volume_names(image_volume: str) -> tuple[str, str]:
 class Artifact:
     """One build of a template, in recon's artifact cache."""
 
+    # The Template the build was made for (others with the same revision share it).
     template: str
     revision: str
     id: str
@@ -87,16 +88,17 @@ class Artifact:
     kernel: Path | None = None
     initrd: Path | None = None
 
-    @property
-    def volume(self) -> str:
-        return image_volume_name(self.template, self.id, self.format)
+    def volume(self, template: str) -> str:
+        """The pool volume of this build for a Template of that name (a build serves every
+        Template with its revision, whatever the name)."""
+        return image_volume_name(template, self.id, self.format)
 
-    def record(self) -> dict[str, Any]:
+    def record(self, template: str) -> dict[str, Any]:
         """What the host keeps about the build (the pool's stamp), and `get -o yaml` shows."""
         return {
             "revision": self.revision,
             "artifact": self.id,
-            "image": self.volume,
+            "image": self.volume(template),
             "digest": f"sha256:{self.digest}",
             "size": self.size,
             "builtAt": self.built_at,

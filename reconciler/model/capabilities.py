@@ -45,6 +45,7 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
         "ksm": False,
         "guest-password": True,
         "efi-firmware": True,
+        "virt-type": False,
     },
     "qemu": {
         # Balloon down: the guest's virtio_balloon driver must cooperate; recon reads the
@@ -60,6 +61,8 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
         "guest-password": True,
         # Needs OVMF installed; the provider asks libvirt's domain capabilities.
         "efi-firmware": False,
+        # The domain's type chosen per VM (kvm, or qemu for TCG).
+        "virt-type": True,
     },
     "lxc": {
         "live-memory": True,
@@ -72,6 +75,7 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
         "ksm": True,
         "guest-password": False,
         "efi-firmware": False,
+        "virt-type": False,
     },
     "vz": {
         "live-memory": True,
@@ -82,6 +86,7 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
         "ksm": False,
         "guest-password": True,
         "efi-firmware": True,
+        "virt-type": False,
     },
 }
 
@@ -268,6 +273,22 @@ FEATURES: tuple[Feature, ...] = (
             "qemu": _yes("archive uploaded into the pool (no container can use it here)"),
             "lxc": _yes("archive uploaded into the pool; unpacked into each new container's root"),
             "vz": _yes("archive uploaded into the pool"),
+        },
+    ),
+    Feature(
+        "virtualization, cpuModel",
+        lambda m: (
+            _spec_set(VirtualMachine, "virtualization")(m)
+            + _spec_set(VirtualMachine, "cpu_model")(m)
+        ),
+        {
+            "test": _warn("cpuModel recorded; virtualization not: the test driver has one type"),
+            "qemu": _yes(
+                "the domain's type (kvm, or qemu for TCG) and <cpu><model>; kvm where the "
+                "host cannot is refused by libvirt at define"
+            ),
+            "lxc": _na("containers run the host's kernel and CPU"),
+            "vz": _warn("cpuModel recorded; virtualization not: Virtuozzo picks its own"),
         },
     ),
     Feature(

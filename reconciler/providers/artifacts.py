@@ -1,6 +1,7 @@
 """recon's artifact cache of built templates ($RECON_HOME/templates): one directory per
-template revision, holding the image (and a VM template's kernel and initrd) and the build's
-record. reconciler.build writes it; the provider reads it to upload an image into a pool.
+revision (content-addressed: Templates of different names with one spec share a build),
+holding the image (and a VM template's kernel and initrd) and the build's record.
+reconciler.build writes it; the provider reads it to upload an image into a pool.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ def cache_root(home: Path) -> Path:
     return Path(os.environ.get("RECON_TEMPLATE_CACHE") or home / "templates")
 
 
-def entry_dir(home: Path, name: str, revision: str) -> Path:
-    return cache_root(home) / f"{name}-{revision[:12]}"
+def entry_dir(home: Path, revision: str) -> Path:
+    return cache_root(home) / revision[:12]
 
 
-def cached(home: Path, name: str, revision: str) -> Artifact | None:
+def cached(home: Path, revision: str) -> Artifact | None:
     """The artifact of this revision in the cache, if a build of it completed."""
-    return read_entry(entry_dir(home, name, revision))
+    found = read_entry(entry_dir(home, revision))
+    return found if found is not None and found.revision.startswith(revision) else None
 
 
 def read_entry(directory: Path) -> Artifact | None:

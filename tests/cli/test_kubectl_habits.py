@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import RECON, SECRET, Recon, edit, output
+from tests.conftest import BUILD_ENV, RECON, SECRET, Recon, edit, output
 
 
 def columns(table: str) -> dict[str, dict[str, str]]:
@@ -59,6 +59,7 @@ def on_terminal(recon: Recon, *args: str | Path, answer: str) -> tuple[int, str,
     `answer` is typed. Returns the exit code, what the terminal showed, and stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
     env.update(RECON_HOME=str(recon.home), WEB_ADMIN_PASSWORD=SECRET, NO_COLOR="1")
+    env.update(BUILD_ENV)
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [RECON, *map(str, args)],

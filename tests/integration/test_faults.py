@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RECON, ROOT
+from tests.conftest import BUILD_ENV, RECON, ROOT
 from tests.integration.conftest import Host, Scene, free_subnet
 
 RUN = Path(os.environ.get("RECON_LIBVIRT_RUN", "/run/recon-libvirt"))
@@ -60,6 +60,7 @@ def test_libvirtd_killed_during_an_apply_fails_cleanly_and_a_rerun_converges(
     args = ["apply", *scene.files, "--prune", "--shutdown-timeout", "30"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
     env.update(RECON_HOME=str(scene.recon.home), RECON_FAILPOINT_LOG=str(log), NO_COLOR="1")
+    env.update(BUILD_ENV)
     apply = subprocess.Popen(
         [RECON, "--connect", host.uri, *map(str, args)],
         cwd=scene.work,

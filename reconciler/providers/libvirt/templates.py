@@ -90,7 +90,7 @@ def _observed_revision(home: Path | None, tname: str, record: Mapping[str, Any])
     repository moved and the template was refreshed), so that the refresh is a change."""
     revision = str(record["revision"])
     if home is not None:
-        newer = cached(home, tname, revision)
+        newer = cached(home, revision)
         if (
             newer is not None
             and newer.id != record.get("artifact")
@@ -146,8 +146,8 @@ def _apply_built(host: Host, change: Change, resource: Resource, context: ApplyC
     assert isinstance(manifest, Template)
     spec = manifest.spec
     revision = str(resource.inputs.get("revision", ""))
-    artifact = cached(host.home, manifest.name, revision) if host.home and revision else None
-    if artifact is None or not artifact.revision.startswith(revision):
+    artifact = cached(host.home, revision) if host.home and revision else None
+    if artifact is None:
         cause = context.build_errors.get(manifest.name)
         raise ProviderError(
             f"{resource.ref}: {cause or 'its revision ' + revision + ' is not built'}; "
@@ -155,24 +155,25 @@ def _apply_built(host: Host, change: Change, resource: Resource, context: ApplyC
             None if cause else f"build it: recon template build {manifest.name}",
         )
     pool = host.conn.storagePoolLookupByName(spec.pool)
-    uploaded = _upload_artifact(host, pool, artifact)
+    uploaded = _upload_artifact(host, pool, artifact, artifact.volume(manifest.name))
     obs = context.observation.objects.get(change.ref)
     before = obs.stamp.record if obs is not None and obs.stamp is not None else {}
     users: dict[str, list[str]] = obs.extra.get("users", {}) if obs is not None else {}
-    kept = [artifact.volume]
+    image = artifact.volume(manifest.name)
+    kept = [image]
     gone = 0
     for old in _images(manifest.name, spec.format, before) if obs is not None else []:
-        if old == artifact.volume:
+        if old == image:
             continue
         if any(storage.volume_exists_at(host, p) for p in users.get(old, ())):
             kept.append(old)
         else:
             gone += _delete_images(pool, [old])
     stamp = make_stamp(resource, context)
-    record = {**artifact.record(), "images": kept}
+    record = {**artifact.record(manifest.name), "images": kept}
     stamp = dataclasses.replace(stamp, record=record)
     storage.set_template_stamp(host, spec.pool, manifest.name, stamp)
-    parts = [f"{artifact.volume} {'uploaded' if uploaded else 'in the pool'}"]
+    parts = [f"{image} {'uploaded' if uploaded else 'in the pool'}"]
     if not host.capabilities.get("volume-upload"):
         parts.append("this host keeps no volume contents: not uploaded")
     if len(kept) > 1:
@@ -208,15 +209,17 @@ def release_older_images(host: Host, images: Iterable[str]) -> list[str]:
     return notes
 
 
-def _upload_artifact(host: Host, pool: libvirt.virStoragePool, artifact: Artifact) -> bool:
+def _upload_artifact(
+    host: Host, pool: libvirt.virStoragePool, artifact: Artifact, image: str
+) -> bool:
     """The image (and a VM template's kernel and initrd) as pool volumes; False when the
     pool already had them. Boot files first: the image's presence means a complete set."""
     files: list[tuple[str, Path, str]] = []
     if artifact.kernel is not None and artifact.initrd is not None:
-        kernel, initrd = boot_volume_names(artifact.volume)
+        kernel, initrd = boot_volume_names(image)
         files += [(kernel, artifact.kernel, "raw"), (initrd, artifact.initrd, "raw")]
     fmt = "qcow2" if artifact.format == "qcow2" else "raw"
-    files.append((artifact.volume, artifact.image, fmt))
+    files.append((image, artifact.image, fmt))
     made = False
     for name, path, vol_fmt in files:
         if storage.find_volume(pool, name) is not None:
