@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import os
 import shlex
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.build import sources as src
+from reconciler.load.validate import ScriptError, script_digests
 from reconciler.model.artifacts import (
     Artifact,
     artifact_id,
@@ -43,7 +43,7 @@ from reconciler.model.artifacts import (
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import Template, duration_seconds
 from reconciler.model.resource import Resource
-from reconciler.providers.artifacts import cache_root, cached, entry_dir, read_entry
+from reconciler.providers.artifacts import cache_root, cached, entry_dir, file_sha256, read_entry
 
 Progress = Callable[[str], None]
 
@@ -69,16 +69,10 @@ def apt_cache(home: Path) -> Path:
 def revision_of(resource: Resource) -> str:
     manifest = resource.manifest
     assert isinstance(manifest, Template) and manifest.spec.source.build is not None
-    digests = []
-    for script in manifest.spec.source.build.customize:
-        path = script_path(resource.file, script)
-        try:
-            digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
-        except OSError as exc:
-            raise BuildError(
-                f"{resource.ref}: cannot read the customize script {path}: {exc.strerror}"
-            ) from None
-    return template_revision(manifest, digests)
+    try:
+        return template_revision(manifest, script_digests(manifest, resource.file))
+    except ScriptError as exc:
+        raise BuildError(f"{resource.ref}: {exc}", exc.hint) from None
 
 
 def expired(artifact: Artifact, template: Template, now: float | None = None) -> bool:
@@ -202,7 +196,7 @@ def _build(
             boot = False
         progress(f"{resource.ref}: recording the artifact")
         packages_seen = _packages(work / "packages.txt")
-        digest, size = _sha256(image)
+        digest, size = file_sha256(image)
         record: dict[str, Any] = {
             "template": manifest.name,
             "revision": revision,
@@ -354,16 +348,6 @@ def _packages(path: Path) -> dict[str, str]:
         if name:
             out[name] = version
     return out
-
-
-def _sha256(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 @contextlib.contextmanager

@@ -129,6 +129,12 @@ def implied_fields(manifest: Manifest, file: str) -> Fields:
     customize script that cannot be read or run."""
     if not isinstance(manifest, Template) or manifest.spec.source.build is None:
         return {}
+    return {"revision": template_revision(manifest, script_digests(manifest, file))[:12]}
+
+
+def script_digests(manifest: Template, file: str) -> list[str]:
+    """The sha256 of each customize script of a built Template, in order."""
+    assert manifest.spec.source.build is not None
     digests: list[str] = []
     for i, script in enumerate(manifest.spec.source.build.customize):
         path = script_path(file, script)
@@ -146,7 +152,7 @@ def implied_fields(manifest: Manifest, file: str) -> Fields:
                 f"the customize script {path} is not executable",
                 f"chmod +x {script} (and commit the mode)",
             )
-    return {"revision": template_revision(manifest, digests)[:12]}
+    return digests
 
 
 def join_results(parts: Sequence[ValidationResult]) -> ValidationResult:

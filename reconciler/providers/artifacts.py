@@ -6,6 +6,7 @@ reconciler.build writes it; the provider reads it to upload an image into a pool
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -59,3 +60,14 @@ def entries(home: Path) -> list[Artifact]:
         return []
     found = [read_entry(d) for d in sorted(root.iterdir()) if not d.name.startswith(".")]
     return [a for a in found if a is not None]
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """The sha256 (hex) and size of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size

@@ -15,7 +15,6 @@ Guests find a template's image through `image_volume`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import posixpath
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,7 +27,7 @@ from reconciler.model.kinds import Template
 from reconciler.model.plan import Action, Change
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
-from reconciler.providers.artifacts import cached
+from reconciler.providers.artifacts import cached, file_sha256
 from reconciler.providers.base import ApplyContext, Observed, ProviderError
 from reconciler.providers.libvirt import storage
 from reconciler.providers.libvirt import xml as lx
@@ -281,16 +280,11 @@ def image_volume(
 
 
 def _verify_sha256(path: Path, expected: str) -> int:
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-                size += len(block)
+        digest, size = file_sha256(path)
     except OSError as exc:
         raise ProviderError(f"cannot read template image {path}: {exc.strerror}") from None
-    if digest.hexdigest() != expected:
+    if digest != expected:
         raise ProviderError(
             f"template image {path} does not match its sha256",
             "update spec.source.file.sha256, or restore the file",
