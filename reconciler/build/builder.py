@@ -28,7 +28,8 @@ import shlex
 import shutil
 import subprocess
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from reconciler.build import sources as src
 from reconciler.load.validate import ScriptError, script_digests
 from reconciler.model.artifacts import (
     Artifact,
+    appcache_revision,
     artifact_id,
     script_path,
     template_revision,
@@ -97,6 +99,64 @@ def check_tools() -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """What one build installs: the OS template's system (suite, variant, arch, repositories,
+    format) with these packages, then these scripts. A template is one recipe; a container's
+    application cache is its OS template's recipe plus its application templates'."""
+
+    ref: str
+    name: str
+    os: Template
+    packages: tuple[str, ...]
+    scripts: tuple[Path, ...]
+    revision: str
+
+
+def recipe_of(resource: Resource) -> Recipe:
+    manifest = resource.manifest
+    assert isinstance(manifest, Template) and manifest.spec.source.build is not None
+    return Recipe(
+        str(resource.ref),
+        manifest.name,
+        manifest,
+        tuple(manifest.spec.packages),
+        _scripts(resource),
+        revision_of(resource),
+    )
+
+
+def appcache_recipe(container: str, base: Resource, apps: Sequence[Resource]) -> Recipe:
+    """A container's application cache: its OS template plus its application templates'
+    packages and scripts, in the order the container lists them (vzpkg's appcache)."""
+    os_recipe = recipe_of(base)
+    packages = list(os_recipe.packages)
+    scripts = list(os_recipe.scripts)
+    revisions = []
+    for app in apps:
+        assert isinstance(app.manifest, Template)
+        packages += app.manifest.spec.packages
+        scripts += _scripts(app)
+        revisions.append(revision_of(app))
+    # Keyed as the provider finds it: by the Templates' revision fields.
+    return Recipe(
+        f"Container/{container}",
+        container,
+        os_recipe.os,
+        tuple(packages),
+        tuple(scripts),
+        appcache_revision(os_recipe.revision, revisions),
+    )
+
+
+def _scripts(resource: Resource) -> tuple[Path, ...]:
+    manifest = resource.manifest
+    assert isinstance(manifest, Template) and manifest.spec.source.build is not None
+    return tuple(
+        script_path(resource.file, s).resolve() for s in manifest.spec.source.build.customize
+    )
+
+
 def build(
     home: Path,
     resource: Resource,
@@ -107,38 +167,43 @@ def build(
     """The artifact of the resource's revision: the cached one, or a new build. With refresh
     (or once the cached one is older than maxAge) the repository is asked whether it moved,
     and a moved one is built again. Returns the artifact and whether it was built now."""
-    manifest = resource.manifest
-    assert isinstance(manifest, Template) and manifest.spec.source.build is not None
-    revision = revision_of(resource)
-    have = cached(home, revision)
-    if have is not None and not refresh and not expired(have, manifest):
+    return build_recipe(home, recipe_of(resource), refresh=refresh, progress=progress)
+
+
+def build_recipe(
+    home: Path,
+    recipe: Recipe,
+    *,
+    refresh: bool = False,
+    progress: Progress = lambda message: None,
+) -> tuple[Artifact, bool]:
+    have = cached(home, recipe.revision)
+    if have is not None and not refresh and not expired(have, recipe.os):
         return have, False
     try:
-        apt_sources = src.sources_for(manifest)
-        progress(f"{resource.ref}: reading the repository's Release files")
+        apt_sources = src.sources_for(recipe.os)
+        progress(f"{recipe.ref}: reading the repository's Release files")
         state = src.repository_state(apt_sources)
     except src.SourceError as exc:
-        raise BuildError(f"{resource.ref}: {exc}") from None
-    wanted = artifact_id(revision, state)
+        raise BuildError(f"{recipe.ref}: {exc}") from None
+    wanted = artifact_id(recipe.revision, state)
     if have is not None and have.id == wanted:
         return have, False  # the repository has not moved: an age alone is no rebuild
     check_tools()
-    return _build(home, resource, revision, apt_sources, state, progress), True
+    return _build(home, recipe, apt_sources, state, progress), True
 
 
 def _build(
     home: Path,
-    resource: Resource,
-    revision: str,
+    recipe: Recipe,
     apt_sources: list[src.AptSource],
     state: dict[str, str],
     progress: Progress,
 ) -> Artifact:
-    manifest = resource.manifest
-    assert isinstance(manifest, Template)
-    spec = manifest.spec
+    spec = recipe.os.spec
     build_spec = spec.source.build
     assert build_spec is not None
+    revision = recipe.revision
     root = cache_root(home)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     final = entry_dir(home, revision)
@@ -146,7 +211,7 @@ def _build(
         epoch = src.newest_epoch(state)
         fmt = spec.format
         base = (*VM_BASE, _KERNEL.get(spec.arch, "linux-image-generic"))
-        packages = sorted({*spec.packages, *(CONTAINER_BASE if fmt == "tar" else base)})
+        packages = sorted({*recipe.packages, *(CONTAINER_BASE if fmt == "tar" else base)})
         sources_file = work / "sources.list"
         sources_file.write_text("".join(s.line() + "\n" for s in apt_sources))
         cache = apt_cache(home)
@@ -165,10 +230,10 @@ def _build(
             "--skip=essential/unlink",
             f'--setup-hook=mkdir -p "$1"/var/cache/apt/archives/ && '
             f'cp -a {shlex.quote(str(cache))}/. "$1"/var/cache/apt/archives/',
-            *_customize_hooks(fmt, work, resource, build_spec.customize),
+            *_customize_hooks(fmt, work, recipe.scripts),
             f'--customize-hook=cp -a "$1"/var/cache/apt/archives/*.deb {shlex.quote(str(cache))}/ '
             "2>/dev/null || true",
-            src.suite_of(manifest),
+            src.suite_of(recipe.os),
             str(archive),
             str(sources_file),
         ]
@@ -183,22 +248,22 @@ def _build(
             "TMPDIR": str(work),
             "LC_ALL": "C.UTF-8",
         }
-        progress(f"{resource.ref}: building {fmt} from {len(packages)} packages (mmdebstrap)")
-        _run(cmd, env, resource, progress)
+        progress(f"{recipe.ref}: building {fmt} from {len(packages)} packages (mmdebstrap)")
+        _run(cmd, env, recipe.ref, progress)
         if fmt == "qcow2":
             image = work / "image.qcow2"
-            _disk_image(archive, work, image, build_spec.disk_size, epoch, resource, progress)
+            _disk_image(archive, work, image, build_spec.disk_size, epoch, recipe.ref, progress)
             archive.unlink()
             boot = True
         else:
             image = work / "image.tar"
             archive.rename(image)
             boot = False
-        progress(f"{resource.ref}: recording the artifact")
+        progress(f"{recipe.ref}: recording the artifact")
         packages_seen = _packages(work / "packages.txt")
         digest, size = file_sha256(image)
         record: dict[str, Any] = {
-            "template": manifest.name,
+            "template": recipe.name,
             "revision": revision,
             "artifact": artifact_id(revision, state),
             "format": fmt,
@@ -219,7 +284,7 @@ def _build(
     return artifact
 
 
-def _customize_hooks(fmt: str, work: Path, resource: Resource, scripts: list[str]) -> list[str]:
+def _customize_hooks(fmt: str, work: Path, scripts: Sequence[Path]) -> list[str]:
     """Write what mmdebstrap would copy from the build host, then the VM's boot pieces, then
     the template's own scripts, then the package list (after them: they may install more)."""
     hooks = [
@@ -247,8 +312,7 @@ def _customize_hooks(fmt: str, work: Path, resource: Resource, scripts: list[str
             f'cp "$1"/boot/vmlinuz-* {work_q}/vmlinuz && cp "$1"/boot/initrd.img-* {work_q}/initrd',
         ]
     for script in scripts:
-        path = script_path(resource.file, script).resolve()
-        hooks.append(f'{shlex.quote(str(path))} "$1"')
+        hooks.append(f'{shlex.quote(str(script))} "$1"')
     hooks.append(
         "chroot \"$1\" dpkg-query -W -f='${Package}\\t${Version}\\n' > "
         + shlex.quote(str(work / "packages.txt"))
@@ -256,7 +320,7 @@ def _customize_hooks(fmt: str, work: Path, resource: Resource, scripts: list[str
     return [f"--customize-hook={hook}" for hook in hooks]
 
 
-def _run(cmd: list[str], env: dict[str, str], resource: Resource, progress: Progress) -> None:
+def _run(cmd: list[str], env: dict[str, str], ref: str, progress: Progress) -> None:
     """Run a build step; its last lines (apt's own words) make the error when it fails."""
     tail: deque[str] = deque(maxlen=60)
     with subprocess.Popen(
@@ -275,14 +339,14 @@ def _run(cmd: list[str], env: dict[str, str], resource: Resource, progress: Prog
                 line = line.rstrip()
                 tail.append(line)
                 if line.startswith("I: ") and not line.startswith("I: running "):
-                    progress(f"{resource.ref}: {line[3:]}")
+                    progress(f"{ref}: {line[3:]}")
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
             raise
     if proc.returncode != 0:
         raise BuildError(
-            f"{resource.ref}: the build failed: {_cause(list(tail), cmd[0])}",
+            f"{ref}: the build failed: {_cause(list(tail), cmd[0])}",
             "fix the template's packages, repositories or scripts and apply again",
         )
 
@@ -302,10 +366,10 @@ def _disk_image(
     image: Path,
     size: int,
     epoch: int,
-    resource: Resource,
+    ref: str,
     progress: Progress,
 ) -> None:
-    progress(f"{resource.ref}: making the root filesystem")
+    progress(f"{ref}: making the root filesystem")
     raw = work / "root.raw"
     block = 4096
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
@@ -325,15 +389,15 @@ def _disk_image(
             str(raw),
         ],
         env,
-        resource,
+        ref,
         progress,
     )
-    progress(f"{resource.ref}: converting to qcow2")
-    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(image)], env, resource, progress)
+    progress(f"{ref}: converting to qcow2")
+    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(image)], env, ref, progress)
     raw.unlink()
     for name in ("vmlinuz", "initrd"):
         if not (work / name).is_file():
-            raise BuildError(f"{resource.ref}: the image has no /boot/{name}*: no kernel")
+            raise BuildError(f"{ref}: the image has no /boot/{name}*: no kernel")
         (work / name).chmod(0o644)
 
 

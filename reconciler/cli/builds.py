@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reconciler.build import builder
-from reconciler.model.kinds import Template
+from reconciler.model.kinds import Container, Template
+from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 
 Report = Callable[[str], None]
@@ -40,33 +41,62 @@ def prepare_builds(
     failed: dict[str, tuple[float, str]] | None = None,
 ) -> dict[str, str]:
     """Build what the cache lacks (or what is older than maxAge against a moved
-    repository); template name -> error for each build that failed. `failed` (a loop's
+    repository); "Kind/name" -> error for each build that failed. `failed` (a loop's
     memory across passes, by revision) holds recent failures back from a retry."""
     say = report or _stderr
     errors: dict[str, str] = {}
-    for resource in built_templates(resources):
+    for recipe in recipes(resources, errors):
         started = time.monotonic()
-        key = f"{resource.ref.name}@{resource.inputs.get('revision')}"
+        key = f"{recipe.ref}@{recipe.revision}"
         if failed is not None and key in failed:
             when, error = failed[key]
             if started - when < RETRY_FAILED_AFTER:
-                errors[resource.ref.name] = error
+                errors[recipe.ref] = error
                 continue
         try:
-            artifact, built = builder.build(home, resource, refresh=refresh, progress=say)
+            artifact, built = builder.build_recipe(home, recipe, refresh=refresh, progress=say)
         except builder.BuildError as exc:
-            errors[resource.ref.name] = str(exc)
+            errors[recipe.ref] = str(exc)
             if failed is not None:
                 failed[key] = (started, str(exc))
             say(f"error: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
             continue
         if built:
             say(
-                f"{resource.ref}: built {artifact.volume(resource.ref.name)} "
+                f"{recipe.ref}: built revision {artifact.revision[:12]} "
                 f"({artifact.size / 1e6:.0f} MB, {len(artifact.packages)} packages) "
                 f"in {time.monotonic() - started:.0f} s"
             )
     return errors
+
+
+def recipes(resources: Sequence[Resource], errors: dict[str, str]) -> list[builder.Recipe]:
+    """Every built OS template, then the application cache of every container that lists
+    applications. An application template is built only inside such a cache."""
+    by_ref = {r.ref: r for r in resources}
+    out: list[builder.Recipe] = []
+    for resource in built_templates(resources):
+        assert isinstance(resource.manifest, Template)
+        if resource.manifest.spec.type == "os":
+            try:
+                out.append(builder.recipe_of(resource))
+            except builder.BuildError as exc:
+                errors[str(resource.ref)] = str(exc)
+    for resource in resources:
+        manifest = resource.manifest
+        if not isinstance(manifest, Container) or not manifest.spec.applications:
+            continue
+        base = by_ref.get(ResourceRef("Template", manifest.spec.template))
+        apps = [by_ref.get(ResourceRef("Template", a)) for a in manifest.spec.applications]
+        if base is None or any(a is None for a in apps):
+            continue  # validation names what is missing
+        try:
+            out.append(
+                builder.appcache_recipe(manifest.name, base, [a for a in apps if a is not None])
+            )
+        except builder.BuildError as exc:
+            errors[str(resource.ref)] = str(exc)
+    return out
 
 
 def _stderr(message: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from reconciler.build import builder
-from reconciler.cli.builds import built_templates
+from reconciler.cli.builds import recipes
 from reconciler.cli.host import open_host
 from reconciler.cli.manifests import FILES_HELP, load_resources
 from reconciler.cli.output import fail, print_json
@@ -121,37 +121,43 @@ def list_templates(ctx: click.Context, output: str) -> None:
 def build(
     ctx: click.Context, names: tuple[str, ...], paths: tuple[str, ...], refresh: bool, output: str
 ) -> None:
-    """Build templates into the artifact cache (all built ones the manifests name, or NAMES).
-    Exits 0 when each is built (or already was), 1 when a build failed."""
+    """Build templates into the artifact cache: every built OS template the manifests name
+    and every container's application cache, or only the OS templates NAMES. Exits 0 when
+    each is built (or already was), 1 when a build failed."""
     home = ctx.obj["home"]
-    wanted = built_templates(load_resources(paths))
-    unknown = set(names) - {r.ref.name for r in wanted}
+    errors: dict[str, str] = {}
+    every = recipes(load_resources(paths), errors)
+    wanted = {f"Template/{name}" for name in names}
+    unknown = wanted - {r.ref for r in every}
     if unknown:
         fail(
-            "no built Template named " + ", ".join(sorted(unknown)) + " in the manifests",
-            "a Template with source.build",
+            "no built OS Template named "
+            + ", ".join(sorted(u.removeprefix("Template/") for u in unknown))
+            + " in the manifests",
+            "a Template with source.build (application templates are built into the caches "
+            "of the containers that list them)",
             code=2,
         )
-    chosen = [r for r in wanted if not names or r.ref.name in names]
+    chosen = [r for r in every if not names or r.ref in wanted]
     say = echo_err if output == "text" else (lambda _m: None)
-    results: list[dict[str, Any]] = []
-    failed = False
-    for resource in chosen:
+    results: list[dict[str, Any]] = [
+        {"template": ref, "error": error} for ref, error in errors.items()
+    ]
+    failed = bool(errors)
+    for recipe in chosen:
         try:
-            artifact, built = builder.build(home, resource, refresh=refresh, progress=say)
+            artifact, built = builder.build_recipe(home, recipe, refresh=refresh, progress=say)
         except builder.BuildError as exc:
             failed = True
-            results.append({"template": resource.ref.name, "error": str(exc)})
+            results.append({"template": recipe.ref, "error": str(exc)})
             if output == "text":
                 echo_err(f"error: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
             continue
-        results.append(
-            {"template": resource.ref.name, "built": built, **artifact.record(resource.ref.name)}
-        )
+        results.append({"template": recipe.ref, "built": built, **artifact.record(recipe.name)})
         if output == "text":
             verb = "built" if built else "up to date"
             click.echo(
-                f"{resource.ref}: {verb}: revision {artifact.revision[:12]}, "
+                f"{recipe.ref}: {verb}: revision {artifact.revision[:12]}, "
                 f"sha256:{artifact.digest[:12]}, {_size(artifact.size)}, "
                 f"{len(artifact.packages)} packages"
             )

@@ -38,7 +38,7 @@ def _base(path: str) -> str:
 # Fields whose change recreates the object, per kind.
 _REPLACE: dict[str, set[str]] = {
     "VirtualMachine": {"uuid", "disks[].template", "disks[].pool", "disks[].format"},
-    "Container": {"uuid", "template", "disk.pool"},
+    "Container": {"uuid", "template", "disk.pool", "applications"},
     "StoragePool": {"type", "path"},
     "Network": {"mode", "bridge", "ipv4.address", "ipv4.dhcp.start", "ipv4.dhcp.end"},
     "Template": {"format", "pool", "source.file.path", "source.file.sha256"},

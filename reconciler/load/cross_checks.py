@@ -130,6 +130,28 @@ def _check_container(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, st
         yield ("spec", "memory"), "memory must be at least 16Mi", None
     yield from _ref(index, "Template", s.template, ("spec", "template"))
     yield from _template_format(index, s.template, "tar", ("spec", "template"))
+    template = index.templates.get(s.template)
+    if template is not None and template.spec.type == "application":
+        yield (
+            ("spec", "template"),
+            f"Template '{s.template}' is an application template",
+            f"name its OS template ('{template.spec.base}') and list it under applications",
+        )
+    for i, app in enumerate(s.applications):
+        path = ("spec", "applications", i)
+        if app in s.applications[:i]:
+            yield path, f"application '{app}' is listed twice", None
+            continue
+        yield from _ref(index, "Template", app, path)
+        found = index.templates.get(app)
+        if found is not None and (
+            found.spec.type != "application" or found.spec.base != s.template
+        ):
+            yield (
+                path,
+                f"Template '{app}' is not an application template of '{s.template}'",
+                f"an application template with base: {s.template}",
+            )
     yield from _ref(index, "StoragePool", s.disk.pool, ("spec", "disk", "pool"))
     for i, iface in enumerate(s.interfaces):
         yield from _ref(index, "Network", iface.network, ("spec", "interfaces", i, "network"))
@@ -137,7 +159,31 @@ def _check_container(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, st
 
 def _check_template(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str, str | None]]:
     assert isinstance(m, Template)
-    yield from _ref(index, "StoragePool", m.spec.pool, ("spec", "pool"))
+    s = m.spec
+    yield from _ref(index, "StoragePool", s.pool, ("spec", "pool"))
+    if s.type == "os":
+        if s.base is not None:
+            yield ("spec", "base"), "only an application template has a base", None
+        return
+    if s.format != "tar" or s.source.build is None:
+        yield (
+            ("spec", "type"),
+            "an application template is built (source.build) in format 'tar'",
+            "it layers packages on a container template; VM images take packages directly",
+        )
+    if s.base is None:
+        yield ("spec", "base"), "an application template names the OS template it layers on", None
+        return
+    yield from _ref(index, "Template", s.base, ("spec", "base"))
+    base = index.templates.get(s.base)
+    if base is not None and (
+        base.spec.type != "os" or base.spec.format != "tar" or base.spec.source.build is None
+    ):
+        yield (
+            ("spec", "base"),
+            f"Template '{s.base}' is not a built OS template in format 'tar'",
+            None,
+        )
 
 
 def _check_network(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str, str | None]]:

@@ -48,6 +48,13 @@ def template_revision(manifest: Template, script_digests: Sequence[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def appcache_revision(os_revision: str, app_revisions: list[str]) -> str:
+    """A container's application cache: its OS template's revision and its application
+    templates' in order (each as the 12 hex digits of a Template's `revision` field)."""
+    text = "\n".join(["appcache", os_revision[:12], *(r[:12] for r in app_revisions)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def script_path(manifest_file: str, script: str) -> Path:
     path = Path(script)
     return path if path.is_absolute() else Path(manifest_file).parent / path

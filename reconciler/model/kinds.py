@@ -307,6 +307,9 @@ class ContainerSpec(Strict):
     disk: ContainerDisk
     hostname: Hostname | None = None
     interfaces: list[ContainerInterface] = Field(default_factory=list, max_length=32)
+    # Application templates layered on `template` (vzpkg's appcache): the root is made from
+    # a cache of the OS template plus their packages. A change makes the root again.
+    applications: list[Name] = Field(default_factory=list, max_length=16)
     state: RunState = "Running"
     autostart: bool = False
 
@@ -370,6 +373,10 @@ class TemplateSpec(Strict):
     repositories: list[Repository] = Field(default_factory=list)
     # qcow2: a VM base image (disk backing file); tar: a container template cache.
     format: Literal["qcow2", "tar"]
+    # os: a whole system; application: packages (and scripts) that layer on the OS
+    # template `base` for the Containers that name it in `applications`.
+    type: Literal["os", "application"] = "os"
+    base: Name | None = None
     pool: Name
     source: TemplateSource
 

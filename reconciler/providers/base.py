@@ -167,8 +167,9 @@ class ApplyContext:
     delete_volumes: bool = False
     shutdown_timeout: float = 60.0
     progress: Progress = lambda message: None
-    # Template name -> why its build failed (reconciler.build, before the apply): the
-    # template's change fails with it, and what needs the template is not attempted.
+    # "Template/NAME" (or "Container/NAME" for an application cache) -> why its build failed
+    # (reconciler.build, before the apply): that change fails with it, and what needs it is
+    # not attempted.
     build_errors: Mapping[str, str] = field(default_factory=dict)
     # Every secret the plan's resources reference, read before the first action.
     secrets: SecretValues = field(default_factory=dict)

@@ -89,7 +89,7 @@ def wait_for_agent(dom: Any) -> float:
     pytest.fail(f"the guest agent did not answer within {AGENT_BOUND:.0f} s: {last}")
 
 
-def test_a_built_container_template_boots_its_init_under_lxc(
+def test_built_container_templates_boot_their_init_under_lxc(
     host: Host, scene: Scene, built: None
 ) -> None:
     uri = lxc_uri(host.uri)
@@ -101,56 +101,71 @@ def test_a_built_container_template_boots_its_init_under_lxc(
     try:
         pool = scene.pool()
         template = built_template(scene, "debian-12-minimal")
-        name = scene.put(
-            "Container",
-            "ct",
+        # An application template on it: a package and a script (vzpkg's appcache).
+        script = scene.work / "scripts" / "app.sh"
+        script.parent.mkdir(exist_ok=True)
+        script.write_text('#!/bin/sh\nset -eu\necho layered > "$1/etc/recon-app"\n')
+        script.chmod(0o755)
+        tools = scene.put(
+            "Template",
+            "tools",
             {
-                "template": template,
-                "cpus": 1,
-                "memory": "256Mi",
-                "disk": {"pool": pool, "size": "1Gi"},
+                "osName": "debian",
+                "version": "12",
+                "format": "tar",
+                "pool": pool,
+                "type": "application",
+                "base": template,
+                "packages": ["less"],
+                "source": {"build": {"customize": ["../scripts/app.sh"]}},
             },
         )
+        containers = {}
+        for what, apps in (("ct", []), ("app", [tools])):
+            containers[what] = scene.put(
+                "Container",
+                what,
+                {
+                    "template": template,
+                    "applications": apps,
+                    "cpus": 1,
+                    "memory": "256Mi",
+                    "disk": {"pool": pool, "size": "1Gi"},
+                },
+            )
         apply_or_skip(scene)
 
-        def inside(*cmd: str) -> str:
+        def inside(name: str, *cmd: str, check: bool = True) -> str:
             return subprocess.run(
                 ["virsh", "-c", uri, "lxc-enter-namespace", name, "--noseclabel", "--", *cmd],
                 capture_output=True,
                 text=True,
                 timeout=60,
-                check=True,
+                check=check,
             ).stdout
 
-        assert "VERSION_CODENAME=bookworm" in inside("/bin/cat", "/etc/os-release")
-        # PID 1 is the template's init (systemd, from systemd-sysv), and it runs.
-        assert inside("/bin/readlink", "/proc/1/exe").strip() == "/usr/lib/systemd/systemd"
-        deadline = time.monotonic() + 60
-        state = ""
-        while time.monotonic() < deadline:
-            state = subprocess.run(
-                [
-                    "virsh",
-                    "-c",
-                    uri,
-                    "lxc-enter-namespace",
-                    name,
-                    "--noseclabel",
-                    "--",
-                    "/bin/systemctl",
-                    "is-system-running",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            ).stdout.strip()
-            if state in ("running", "degraded"):
-                break
-            time.sleep(1)
-        assert state in ("running", "degraded"), state
-        # The customize script ran in the build.
-        assert "Built by recon" in inside("/bin/cat", "/etc/motd")
+        for name in containers.values():
+            assert "VERSION_CODENAME=bookworm" in inside(name, "/bin/cat", "/etc/os-release")
+            # PID 1 is the template's init (systemd, from systemd-sysv), and it runs.
+            pid1 = inside(name, "/bin/readlink", "/proc/1/exe").strip()
+            assert pid1 == "/usr/lib/systemd/systemd"
+            deadline = time.monotonic() + 60
+            state = ""
+            while time.monotonic() < deadline:
+                state = inside(name, "/bin/systemctl", "is-system-running", check=False).strip()
+                if state in ("running", "degraded"):
+                    break
+                time.sleep(1)
+            assert state in ("running", "degraded"), state
+            # The OS template's customize script ran in the build.
+            assert "Built by recon" in inside(name, "/bin/cat", "/etc/motd")
+        # The application's package and script are in its container only.
+        app, plain = containers["app"], containers["ct"]
+        assert inside(app, "/bin/cat", "/etc/recon-app").strip() == "layered"
+        assert inside(app, "/usr/bin/dpkg-query", "-W", "-f=${Status}", "less").startswith(
+            "install ok"
+        )
+        assert inside(plain, "/bin/sh", "-c", "test -e /etc/recon-app || echo none") == "none\n"
         scene.converged()
     finally:
         left = remove_everything(conn, scene.prefix)
@@ -231,9 +246,7 @@ def test_the_same_spec_built_twice_has_the_same_digest(tmp_path: Path, built: No
     first = build(tmp_path / "cache-1")
     shared = json.loads(
         next(
-            Path(BUILD_ENV["RECON_TEMPLATE_CACHE"]).glob(
-                f"{first['revision'][:12]}/record.json"
-            )
+            Path(BUILD_ENV["RECON_TEMPLATE_CACHE"]).glob(f"{first['revision'][:12]}/record.json")
         ).read_text()
     )
     other = shared if shared["artifact"] == first["artifact"] else build(tmp_path / "cache-2")

@@ -310,3 +310,88 @@ def test_networks_with_overlapping_subnets(tmp_path: Path) -> None:
     d = only(load(tmp_path, a, b, c)[1])
     assert (d.name, d.field) == ("lan2", "spec.ipv4.address")
     assert d.message == "subnet 10.0.5.0/24 overlaps Network/lan's 10.0.0.0/16"
+
+
+def built(name: str, extra: str = "", fmt: str = "tar") -> str:
+    return (
+        f"apiVersion: reconciler/v1\nkind: Template\nmetadata:\n  name: {name}\nspec:\n"
+        f'  osName: debian\n  version: "12"\n  format: {fmt}\n  pool: default\n'
+        f"  source:\n    build: {{}}\n{extra}"
+    )
+
+
+def container(template: str, applications: str) -> str:
+    return (
+        "apiVersion: reconciler/v1\nkind: Container\nmetadata:\n  name: ct\nspec:\n"
+        f"  template: {template}\n  cpus: 1\n  memory: 128Mi\n"
+        f"  disk: {{pool: default, size: 1Gi}}\n  applications: {applications}\n"
+    )
+
+
+def test_application_templates_layer_on_a_built_os_template(tmp_path: Path) -> None:
+    refs, diags = load(
+        tmp_path,
+        POOL,
+        built("os"),
+        built("tools", "  type: application\n  base: os\n  packages: [less]\n"),
+        container("os", "[tools]"),
+    )
+    assert diags == [] and "Container/ct" in refs
+
+
+@pytest.mark.parametrize(
+    ("docs", "field", "message"),
+    [
+        (
+            [built("tools", "  type: application\n")],
+            "spec.base",
+            "an application template names the OS template it layers on",
+        ),
+        (
+            [built("os", "  base: os\n")],
+            "spec.base",
+            "only an application template has a base",
+        ),
+        (
+            [built("vmimg", fmt="qcow2"), built("tools", "  type: application\n  base: vmimg\n")],
+            "spec.base",
+            "Template 'vmimg' is not a built OS template in format 'tar'",
+        ),
+        (
+            [
+                built("os"),
+                built("other"),
+                built("tools", "  type: application\n  base: other\n"),
+                container("os", "[tools]"),
+            ],
+            "spec.applications[0]",
+            "Template 'tools' is not an application template of 'os'",
+        ),
+        (
+            [
+                built("os"),
+                built("tools", "  type: application\n  base: os\n"),
+                container("tools", "[]"),
+            ],
+            "spec.template",
+            "Template 'tools' is an application template",
+        ),
+        (
+            [
+                built("os"),
+                built("tools", "  type: application\n  base: os\n"),
+                container("os", "[tools, tools]"),
+            ],
+            "spec.applications[1]",
+            "application 'tools' is listed twice",
+        ),
+    ],
+)
+def test_application_template_mistakes(
+    tmp_path: Path, docs: list[str], field: str, message: str
+) -> None:
+    refs, diags = load(tmp_path, POOL, *docs)
+    assert refs == []
+    assert [(d.field, d.message) for d in diags if d.field == field] == [(field, message)], [
+        d.render() for d in diags
+    ]

@@ -49,6 +49,13 @@ def observe(
         for tname, tstamp in pool.templates.items():
             fmt = tstamp.applied.get("format", "qcow2")
             record = tstamp.record
+            tref = ResourceRef("Template", tname)
+            fields: dict[str, Any] = {"pool": pool_name, "format": fmt}
+            if record.get("type") == "application":
+                # No image of its own: built into the caches of the containers that list it.
+                fields["revision"] = record.get("revision")
+                objects[tref] = Observed(tref, fields, tstamp)
+                continue
             current = images.get((pool_name, _image_name(tname, fmt, record)))
             if current is None:
                 continue  # its image is gone: the Template must be created again
@@ -57,10 +64,8 @@ def observe(
                 for name in _images(tname, fmt, record)
                 if (pool_name, name) in images
             }
-            fields: dict[str, Any] = {"pool": pool_name, "format": fmt}
             if isinstance(record.get("revision"), str):
                 fields["revision"] = _observed_revision(home, tname, record)
-            tref = ResourceRef("Template", tname)
             objects[tref] = Observed(
                 tref,
                 fields,
@@ -116,6 +121,12 @@ def apply_template(
             return "image deleted"
     assert resource is not None and isinstance(resource.manifest, Template)
     spec = resource.manifest.spec
+    if spec.type == "application":
+        revision = resource.inputs.get("revision")
+        record = {"type": "application", "revision": revision, "base": spec.base}
+        stamp = dataclasses.replace(make_stamp(resource, context), record=record)
+        storage.set_template_stamp(host, spec.pool, resource.ref.name, stamp)
+        return "recorded: it is built into the cache of each container that lists it"
     if spec.source.build is not None:
         return _apply_built(host, change, resource, context)
     assert spec.source.file is not None
@@ -147,7 +158,7 @@ def _apply_built(host: Host, change: Change, resource: Resource, context: ApplyC
     revision = str(resource.inputs.get("revision", ""))
     artifact = cached(host.home, revision) if host.home and revision else None
     if artifact is None:
-        cause = context.build_errors.get(manifest.name)
+        cause = context.build_errors.get(str(resource.ref))
         raise ProviderError(
             f"{resource.ref}: {cause or 'its revision ' + revision + ' is not built'}; "
             "nothing of it was uploaded",

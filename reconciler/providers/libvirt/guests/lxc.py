@@ -9,7 +9,10 @@ from pathlib import Path
 
 import libvirt
 
+from reconciler.model.artifacts import appcache_revision
 from reconciler.model.kinds import Container
+from reconciler.model.refs import ResourceRef
+from reconciler.providers.artifacts import cached
 from reconciler.providers.base import ApplyContext, ProviderError, UnsupportedError
 from reconciler.providers.libvirt import host as lh
 from reconciler.providers.libvirt import templates
@@ -24,7 +27,27 @@ def root_archive(host: Host, manifest: Container, context: ApplyContext) -> Path
             "host itself, and this lxc host is remote",
             "run recon on the host (lxc:///system)",
         )
+    if manifest.spec.applications:
+        return _appcache(host, manifest, context)
     return Path(templates.image_volume(host, manifest.spec.template, context, "tar").path)
+
+
+def _appcache(host: Host, manifest: Container, context: ApplyContext) -> Path:
+    """The container's application cache (its OS template plus its applications, built
+    before the apply), read from recon's artifact cache on this host."""
+    names = [manifest.spec.template, *manifest.spec.applications]
+    found = [context.resources.get(ResourceRef("Template", n)) for n in names]
+    revisions = [str(r.inputs.get("revision", "")) if r is not None else "" for r in found]
+    artifact = None
+    if host.home is not None and all(revisions):
+        artifact = cached(host.home, appcache_revision(revisions[0], revisions[1:]))
+    if artifact is None:
+        cause = context.build_errors.get(f"Container/{manifest.name}")
+        raise ProviderError(
+            f"Container/{manifest.name}: {cause or 'its application cache is not built'}",
+            None if cause else "apply again: the apply builds it first",
+        )
+    return artifact.image
 
 
 def make_root(vol: libvirt.virStorageVol, archive: Path) -> None:
