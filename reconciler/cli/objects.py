@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, get_args
 
+from reconciler.model.artifacts import IMPLIED_FIELDS
 from reconciler.model.fields import unflatten
 from reconciler.model.kinds import API_VERSION, KINDS
 from reconciler.providers.base import Observed
@@ -25,7 +26,7 @@ from reconciler.providers.base import Observed
 # usually given.
 HOST_POLICY_NAME = "host"
 # What a host reports for a guest that is not part of its spec.
-_REPORTED_ONLY = ("uuid",)
+_REPORTED_ONLY = frozenset({"uuid"})
 
 
 def display_name(obs: Observed) -> str:
@@ -42,9 +43,10 @@ def to_object(obs: Observed) -> dict[str, Any]:
     if obs.uuid:
         metadata["uid"] = obs.uuid
     if stamp is not None:
-        spec = unflatten(stamp.applied)
+        spec = unflatten({k: v for k, v in stamp.applied.items() if k not in IMPLIED_FIELDS})
     else:
-        spec = unflatten({k: v for k, v in obs.fields.items() if k not in _REPORTED_ONLY})
+        shown = _REPORTED_ONLY | IMPLIED_FIELDS
+        spec = unflatten({k: v for k, v in obs.fields.items() if k not in shown})
     if obs.ref.kind in KINDS:
         spec = _in_model_order(spec, KINDS[obs.ref.kind].model_fields["spec"].annotation)
     return {
