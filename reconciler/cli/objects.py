@@ -14,6 +14,7 @@ manifest set, and keeping the manifest text too would double every stamp on the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, get_args
 
@@ -47,6 +48,8 @@ def to_object(obs: Observed) -> dict[str, Any]:
     else:
         shown = _REPORTED_ONLY | IMPLIED_FIELDS
         spec = unflatten({k: v for k, v in obs.fields.items() if k not in shown})
+    if stamp is not None and obs.ref.kind == "Template":
+        _scripts_from(spec, stamp.file)
     if obs.ref.kind in KINDS:
         spec = _in_model_order(spec, KINDS[obs.ref.kind].model_fields["spec"].annotation)
     return {
@@ -56,6 +59,22 @@ def to_object(obs: Observed) -> dict[str, Any]:
         "spec": spec,
         "status": status(obs),
     }
+
+
+def _scripts_from(spec: dict[str, Any], manifest_file: str) -> None:
+    """A built Template's customize scripts by absolute path (from the directory of the
+    manifest it was applied from): the object read back from standard input, which has no
+    directory, still finds them, and its revision is the same."""
+    build = spec.get("source", {}).get("build")
+    if not isinstance(build, dict) or not os.path.isabs(manifest_file):
+        return
+    scripts = build.get("customize")
+    if isinstance(scripts, list):
+        base = os.path.dirname(manifest_file)
+        build["customize"] = [
+            s if not isinstance(s, str) or os.path.isabs(s) else os.path.join(base, s)
+            for s in scripts
+        ]
 
 
 def _in_model_order(value: Any, model: Any) -> Any:
