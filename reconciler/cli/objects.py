@@ -14,9 +14,11 @@ manifest set, and keeping the manifest text too would double every stamp on the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, get_args
 
+from reconciler.model.artifacts import IMPLIED_FIELDS
 from reconciler.model.fields import unflatten
 from reconciler.model.kinds import API_VERSION, KINDS
 from reconciler.providers.base import Observed
@@ -25,7 +27,7 @@ from reconciler.providers.base import Observed
 # usually given.
 HOST_POLICY_NAME = "host"
 # What a host reports for a guest that is not part of its spec.
-_REPORTED_ONLY = ("uuid",)
+_REPORTED_ONLY = frozenset({"uuid"})
 
 
 def display_name(obs: Observed) -> str:
@@ -42,9 +44,12 @@ def to_object(obs: Observed) -> dict[str, Any]:
     if obs.uuid:
         metadata["uid"] = obs.uuid
     if stamp is not None:
-        spec = unflatten(stamp.applied)
+        spec = unflatten({k: v for k, v in stamp.applied.items() if k not in IMPLIED_FIELDS})
     else:
-        spec = unflatten({k: v for k, v in obs.fields.items() if k not in _REPORTED_ONLY})
+        shown = _REPORTED_ONLY | IMPLIED_FIELDS
+        spec = unflatten({k: v for k, v in obs.fields.items() if k not in shown})
+    if stamp is not None and obs.ref.kind == "Template":
+        _scripts_from(spec, stamp.file)
     if obs.ref.kind in KINDS:
         spec = _in_model_order(spec, KINDS[obs.ref.kind].model_fields["spec"].annotation)
     return {
@@ -54,6 +59,22 @@ def to_object(obs: Observed) -> dict[str, Any]:
         "spec": spec,
         "status": status(obs),
     }
+
+
+def _scripts_from(spec: dict[str, Any], manifest_file: str) -> None:
+    """A built Template's customize scripts by absolute path (from the directory of the
+    manifest it was applied from): the object read back from standard input, which has no
+    directory, still finds them, and its revision is the same."""
+    build = spec.get("source", {}).get("build")
+    if not isinstance(build, dict) or not os.path.isabs(manifest_file):
+        return
+    scripts = build.get("customize")
+    if isinstance(scripts, list):
+        base = os.path.dirname(manifest_file)
+        build["customize"] = [
+            s if not isinstance(s, str) or os.path.isabs(s) else os.path.join(base, s)
+            for s in scripts
+        ]
 
 
 def _in_model_order(value: Any, model: Any) -> Any:

@@ -39,7 +39,8 @@ from reconciler.load.secrets import SecretPolicy, check_places
 from reconciler.load.validate import ScriptError, implied_fields
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.errors import ReconError
-from reconciler.model.kinds import KINDS
+from reconciler.model.fields import Fields
+from reconciler.model.kinds import KINDS, Manifest
 from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
@@ -82,6 +83,9 @@ def _plan_json(plan: Plan, resources: Sequence[Resource], options: PlanOptions) 
             "file": r.file,
             "line": r.line,
             "manifest": r.manifest.model_dump(mode="json", by_alias=True, exclude_unset=True),
+            # A built Template's revision, which its scripts' content is part of: the plan
+            # may be applied where those scripts are not (another checkout, another machine).
+            **({"inputs": dict(r.inputs)} if r.inputs else {}),
         }
         for r in resources
     ]
@@ -146,15 +150,31 @@ def _same_as_saved(
         )
 
 
+def _saved_inputs(manifest: Manifest, item: dict[str, Any]) -> Fields:
+    """The implied fields the plan recorded. Where the scripts they come from can be read,
+    they must still give the same: a script edited after the plan was made is refused."""
+    saved = item.get("inputs") or {}
+    if not isinstance(saved, dict) or not all(isinstance(v, str) for v in saved.values()):
+        raise ValueError("resources[].inputs must map names to strings")
+    try:
+        now = implied_fields(manifest, item["file"])
+    except ScriptError:
+        return saved  # not here: the recorded revision names the build
+    if now != saved:
+        fail(
+            f"{item['file']}: a customize script changed since the plan was made; "
+            "nothing was applied",
+            "make the plan again with `recon diff --out`",
+            code=1,
+        )
+    return now
+
+
 def _read_plan(data: dict[str, Any]) -> tuple[Plan, list[Resource]]:
     resources = []
     for item in data["resources"]:
         manifest = KINDS[item["manifest"]["kind"]].model_validate(item["manifest"])
-        try:
-            # A built Template's revision is read again from its scripts, as they are now.
-            inputs = implied_fields(manifest, item["file"])
-        except ScriptError as exc:
-            fail(f"{item['file']}: {exc}", exc.hint, code=2)
+        inputs = _saved_inputs(manifest, item)
         resources.append(Resource(manifest, item["file"], item["line"], inputs))
     plan = Plan(
         changes=[Change.from_json(c) for c in data["changes"]],

@@ -20,6 +20,9 @@ from typing import Any
 
 from reconciler.model.kinds import Template
 
+# Fields a stamp records that no manifest holds (Resource.inputs): a built Template's
+# revision. A host object shown as a manifest leaves them out (status.artifact has it).
+IMPLIED_FIELDS = frozenset({"revision"})
 # Bumped when the builder makes something different from the same spec.
 BUILDER_VERSION = "1"
 # The kernel command line of a VM booted from a built template (direct kernel boot).

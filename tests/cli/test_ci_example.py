@@ -6,12 +6,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import RECON, ROOT
+from tests.conftest import BUILD_ENV, RECON, ROOT
 
 
 def test_the_ci_plan_example_runs_clean(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
     env.update(RECON=RECON, TMPDIR=str(tmp_path), NO_COLOR="1")
+    env.update(BUILD_ENV)
     result = subprocess.run(
         [str(ROOT / "scripts" / "ci-plan-example")],
         capture_output=True,

@@ -157,8 +157,6 @@ def test_built_container_templates_boot_their_init_under_lxc(
                     break
                 time.sleep(1)
             assert state in ("running", "degraded"), state
-            # The OS template's customize script ran in the build.
-            assert "Built by recon" in inside(name, "/bin/cat", "/etc/motd")
         # The application's package and script are in its container only.
         app, plain = containers["app"], containers["ct"]
         assert inside(app, "/bin/cat", "/etc/recon-app").strip() == "layered"
@@ -265,7 +263,6 @@ def test_a_rebuild_leaves_a_guests_image_and_a_used_template_is_not_pruned(
         memory="256Mi",
         virtualization=VIRT,
         disks=[{"name": "root", "pool": pool, "size": "2Gi", "template": template}],
-        state="Stopped",
     )
     scene.apply()
     first = scene.get()[f"Template/{template}"]["status"]["artifact"]
@@ -305,12 +302,9 @@ def test_a_rebuild_leaves_a_guests_image_and_a_used_template_is_not_pruned(
     assert first["image"] in second["images"]
     scene.converged()
 
-    # The guest's kernel stays the one of the image its disk was made from.
-    scene.spec("VirtualMachine", vm)["state"] = "Running"
-    scene.write()
-    scene.apply()
-    xml = host.live_xml(vm)
-    assert first["image"].rsplit(".", 1)[0] + ".vmlinuz" in xml
+    # The running guest was left alone, on the kernel of the image its disk was made from.
+    assert host.domain(vm).isActive()
+    assert first["image"].rsplit(".", 1)[0] + ".vmlinuz" in host.live_xml(vm)
 
     # The VM pruned with its disk kept: the disk still backs onto the old image, so a
     # prune of the template leaves it (and says which disk needs it).

@@ -183,9 +183,10 @@ def _apply_built(host: Host, change: Change, resource: Resource, context: ApplyC
     record = {**artifact.record(manifest.name), "images": kept}
     stamp = dataclasses.replace(stamp, record=record)
     storage.set_template_stamp(host, spec.pool, manifest.name, stamp)
-    parts = [f"{image} {'uploaded' if uploaded else 'in the pool'}"]
     if not host.capabilities.get("volume-upload"):
-        parts.append("this host keeps no volume contents: not uploaded")
+        parts = [f"{image} recorded (this host keeps no volume contents: not uploaded)"]
+    else:
+        parts = [f"{image} {'uploaded' if uploaded else 'already in the pool'}"]
     if len(kept) > 1:
         parts.append(f"{len(kept) - 1} older image(s) kept: guests' disks back onto them")
     if gone:
