@@ -196,7 +196,7 @@ def watch(ctx: click.Context, /, paths: tuple[str, ...], debounce: float, **kw: 
         return files.load(), git_revision(paths)
 
     def start_watcher(queue: WorkQueue, _stopping: threading.Event) -> Callable[[], None]:
-        watcher = FileWatcher(paths, debounce, lambda: queue.add(SET_KEY))
+        watcher = FileWatcher(paths, debounce, lambda: queue.add(SET_KEY, urgent=True))
         watcher.start()
         return watcher.stop
 
@@ -209,6 +209,7 @@ def watch(ctx: click.Context, /, paths: tuple[str, ...], debounce: float, **kw: 
 @click.option("--path", "subdir", default="", help="Directory of manifests inside the repo.")
 @click.option(
     "--interval",
+    type=POSITIVE_SECONDS,
     default=60.0,
     show_default=True,
     help="Seconds between fetches. SIGUSR1 fetches now.",
@@ -276,7 +277,7 @@ def sync(
                 wake.wait(interval)
                 wake.clear()
                 if fetch():
-                    queue.add(SET_KEY)
+                    queue.add(SET_KEY, urgent=True)  # a new commit: not held by a backoff
 
         thread = threading.Thread(target=loop, name="git-fetch", daemon=True)
         thread.start()

@@ -136,10 +136,11 @@ class Controller:
             result_if_ok = ""
             error = None
         try:
-            outcome, changes = self._pass(resources, applied, prune)
+            outcome, changes, failures = self._pass(resources, applied, prune)
         except ReconError as exc:
             self.metrics.error(type(exc).__name__)
             self.log.error("reconcile failed", extra={"error": str(exc)})
+            self.status.errors.append(str(exc))
             temporary = exc.temporary or not isinstance(exc, PlanRefused)
             return self._finish(
                 started,
@@ -161,6 +162,14 @@ class Controller:
         result = result_if_ok or ("applied" if changes else "no changes")
         if outcome != "ok":
             result = "stopped" if outcome == "stopped" else "failed"
+        if failures:
+            # Each failure said where an operator looks: the log (field `error`), the run and
+            # the status's errors (the resource itself carries it as its last error).
+            for ref, message in failures:
+                self.log.error("reconcile failed", extra={"resource": ref, "error": message})
+            said = [f"{ref}: {message}" for ref, message in failures]
+            self.status.errors.extend(said)
+            error = "; ".join(([error] if error else []) + said)
         return self._finish(started, clock, revision, result, changes, error, outcome)
 
     def source_failed(self, error: str) -> None:
@@ -172,7 +181,9 @@ class Controller:
 
     def _pass(
         self, resources: Sequence[Resource], revision: str | None, prune: bool
-    ) -> tuple[str, int]:
+    ) -> tuple[str, int, list[tuple[str, str]]]:
+        """One pass over the host: the outcome, how many changes were applied, and the
+        changes that failed (resource, error)."""
         options = PlanOptions(
             prune=prune,
             set_name=self.options.set_name,
@@ -274,13 +285,13 @@ class Controller:
             self.status.set(str(change.ref), RECONCILING, "ApplyFailed", error=message)
             for skipped in result.skipped:
                 self.status.set(str(skipped.ref), RECONCILING, "waiting for an earlier change")
-            return "retry", len(result.applied)
+            return "retry", len(result.applied), [(str(change.ref), message)]
         if result.skipped:
             # Asked to stop: the change under way finished, the rest was not started.
             for skipped in result.skipped:
                 self.status.set(str(skipped.ref), RECONCILING, "not started: the loop stopped")
-            return "stopped", len(result.applied)
-        return "ok", len(result.applied)
+            return "stopped", len(result.applied), []
+        return "ok", len(result.applied), []
 
     def _export(self, provider: Provider, observation: Observation | None) -> None:
         path = self.options.export_state
@@ -350,13 +361,20 @@ def run_loop(
             controller.log.error("cannot read the desired state", extra={"error": str(exc)})
             controller.source_failed(f"cannot read the desired state: {exc}")
             outcome = "retry"
-        finally:
+        except BaseException:
+            queue.done(key)
+            raise
+        if outcome == "retry":
+            # Held back in the queue itself: the failed attempt's own host events (and any
+            # other "look again") wait for the retry; only a new desired state does not.
+            retry_in = backoff.failure(key)
+            controller.log.info("retrying after a backoff", extra={"retry_in": retry_in})
+            queue.done(key, retry_in=retry_in)
+        else:
+            backoff.success(key)
             queue.done(key)
         if controller.stopping.is_set():
             break
         _settle_memory()
-        if outcome == "retry":
-            queue.add(key, backoff.failure(key))
-        else:
-            backoff.success(key)
+        if outcome != "retry":
             queue.add(key, options.resync)

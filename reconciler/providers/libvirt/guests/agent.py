@@ -41,7 +41,13 @@ def guest_settings(
         if not host.capabilities.get("guest-password"):
             notes.append(f"password of {user.name} not set: this host has no guest agent")
             continue
-        value = resolve_secret(user.password, Path(resource.file).parent)
+        try:
+            value = resolve_secret(user.password, Path(resource.file).parent)
+        except ProviderError:
+            # The stamp already says the users were applied: it must not, or no later run
+            # would try again (and a loop would call the guest Ready).
+            _forget_applied(dom, "guest.users")
+            raise
         # A guest that was just started needs time to boot far enough to run its agent.
         deadline = time.monotonic() + (_AGENT_WAIT if started and host.driver != "test" else 0)
         while True:
