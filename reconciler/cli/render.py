@@ -102,14 +102,17 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 def render_result(result: ApplyResult) -> str:
     counts = result.summary()
     text = ", ".join(f"{v} {k}" for k, v in counts.items())
-    if result.ok:
+    if result.ok and not result.skipped:
         return f"Apply complete: {text}."
-    lines = [f"Apply stopped: {text}."]
-    assert result.failed is not None
-    change, message = result.failed
-    lines.append(f"failed: {change.ref} ({change.action.value}): {message}")
-    if result.skipped:
-        lines.append("not attempted: " + ", ".join(str(c.ref) for c in result.skipped))
+    lines = [f"Apply incomplete: {text}."]
+    for change, message in result.failures:
+        lines.append(f"failed: {change.ref} ({change.action.value}): {message}")
+    waiting = [c for c in result.skipped if c.ref in result.waits_for]
+    for change in waiting:
+        lines.append(f"not attempted: {change.ref} (needs {result.waits_for[change.ref]})")
+    rest = [c for c in result.skipped if c.ref not in result.waits_for]
+    if rest:
+        lines.append("not attempted: " + ", ".join(str(c.ref) for c in rest))
     lines.append("hint: fix the cause and run apply again; it continues from where the host is")
     return "\n".join(lines)
 

@@ -255,7 +255,7 @@ class Controller:
             )
             if self.options.export_state is not None:
                 # The host as this pass leaves it: observed again when the pass changed it.
-                changed = bool(result.applied) or result.failed is not None
+                changed = bool(result.applied) or bool(result.failures)
                 self._export(provider, None if changed else observation)
         touched = {c.ref for c, _ in result.applied}
         for change, _detail in result.applied:
@@ -279,13 +279,19 @@ class Controller:
                 continue
             if res.ref not in {c.ref for c in todo.changes}:
                 self.status.set(key, READY, "matches the host")
-        if result.failed is not None:
-            change, message = result.failed
-            self.metrics.error("apply")
-            self.status.set(str(change.ref), RECONCILING, "ApplyFailed", error=message)
+        if result.failures:
+            for change, message in result.failures:
+                self.metrics.error("apply")
+                self.status.set(str(change.ref), RECONCILING, "ApplyFailed", error=message)
             for skipped in result.skipped:
-                self.status.set(str(skipped.ref), RECONCILING, "waiting for an earlier change")
-            return "retry", len(result.applied), [(str(change.ref), message)]
+                blocker = result.waits_for.get(skipped.ref)
+                self.status.set(
+                    str(skipped.ref),
+                    RECONCILING,
+                    f"waiting for {blocker}" if blocker else "waiting for an earlier change",
+                )
+            failures = [(str(c.ref), message) for c, message in result.failures]
+            return "retry", len(result.applied), failures
         if result.skipped:
             # Asked to stop: the change under way finished, the rest was not started.
             for skipped in result.skipped:

@@ -116,6 +116,13 @@ class ProviderError(ReconError):
     """A host refused or failed an operation."""
 
 
+class HostUnreachable(ProviderError):
+    """The connection to the host is gone (libvirtd stopped, restarted, or unreachable):
+    nothing more can be done until it is back, and then everything can be tried again."""
+
+    temporary = True
+
+
 class UnsupportedError(ProviderError):
     """The host cannot do this at all (not a transient failure)."""
 
