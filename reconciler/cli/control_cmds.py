@@ -150,7 +150,13 @@ def _run(
                 log.info("host event", extra={"why": why})
                 queue.add(SET_KEY, HOST_EVENT_DELAY)
 
-            stops.append(host.open().subscribe(on_event))
+            def on_connection(up: bool, why: str) -> None:
+                controller.host_connection(up, why)
+                # Lost: a pass says so in the status (held by a backoff like any other).
+                # Back: what changed while no event could come is looked at now.
+                queue.add(SET_KEY, 0.0, urgent=up)
+
+            stops.append(host.open().subscribe(on_event, on_connection))
         except (ReconError, OSError) as exc:
             log.warning("no host events; relying on resync", extra={"error": str(exc)})
     log.info("started", extra={"source": source, "host": uri})
@@ -158,7 +164,10 @@ def _run(
         run_loop(controller, queue, desired)
     finally:
         for fn in stops:
-            fn()
+            try:
+                fn()
+            except Exception as exc:  # a source that cannot stop cleanly must not make it exit 1
+                log.warning("while stopping a source", extra={"error": str(exc)})
         host.close()
         log.info("stopped")
 
@@ -303,8 +312,9 @@ def status(ctx: click.Context, output: str) -> None:
             "no reconcile has run against this host yet (start `recon watch` or `recon sync`)"
         )
         return
+    reach = f" (UNREACHABLE: {data.host_error})" if data.host_error else ""
     click.echo(
-        f"host: {data.host}\nsource: {data.source}\nrevision: {data.revision or '-'}"
+        f"host: {data.host}{reach}\nsource: {data.source}\nrevision: {data.revision or '-'}"
         f" (last good: {data.last_good_revision or '-'})\n"
     )
     rows = [["RESOURCE", "STATUS", "REASON", "REVISION", "LAST ERROR"]]

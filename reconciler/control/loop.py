@@ -31,7 +31,7 @@ from reconciler.engine.plan import PlanOptions, PlanRefused, make_plan
 from reconciler.model.errors import ReconError
 from reconciler.model.plan import Action
 from reconciler.model.resource import Resource
-from reconciler.providers.base import ApplyContext, Observation, Provider
+from reconciler.providers.base import ApplyContext, HostUnreachable, Observation, Provider
 from reconciler.providers.snapshot import write_host_state
 
 SET_KEY = "set"
@@ -138,6 +138,8 @@ class Controller:
         try:
             outcome, changes, failures = self._pass(resources, applied, prune)
         except ReconError as exc:
+            if isinstance(exc, HostUnreachable):
+                self.status.host_error = str(exc)
             self.metrics.error(type(exc).__name__)
             self.log.error("reconcile failed", extra={"error": str(exc)})
             self.status.errors.append(str(exc))
@@ -172,6 +174,14 @@ class Controller:
             error = "; ".join(([error] if error else []) + said)
         return self._finish(started, clock, revision, result, changes, error, outcome)
 
+    def host_connection(self, up: bool, why: str) -> None:
+        """The host's event connection was lost or is back (called from another thread).
+        Only logged here: the pass this prompts records it in the status."""
+        if up:
+            self.log.info("host connection back; events subscribed again")
+        else:
+            self.log.warning("host connection lost", extra={"error": why})
+
     def source_failed(self, error: str) -> None:
         """The desired state could not be read at all (a git remote unreachable, a branch
         that does not exist yet): recorded as a failed run, so `recon status` says why."""
@@ -194,6 +204,7 @@ class Controller:
         )
         with self.session() as provider:
             observation = provider.observe()
+            self.status.host_error = None  # it answered
             try:
                 plan = make_plan(resources, observation, options)
             except PlanRefused as exc:
@@ -257,6 +268,8 @@ class Controller:
                 # The host as this pass leaves it: observed again when the pass changed it.
                 changed = bool(result.applied) or bool(result.failures)
                 self._export(provider, None if changed else observation)
+        if result.host_lost:
+            self.status.host_error = result.failures[-1][1]
         touched = {c.ref for c, _ in result.applied}
         for change, _detail in result.applied:
             if change.action is Action.DELETE:

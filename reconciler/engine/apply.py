@@ -29,6 +29,8 @@ class ApplyResult:
     # For a skipped change: the failed change it waits for.
     waits_for: dict[ResourceRef, ResourceRef] = field(default_factory=dict)
     unchanged: int = 0
+    # The connection to the host was lost during the apply (what is left was not attempted).
+    host_lost: bool = False
 
     @property
     def ok(self) -> bool:
@@ -105,6 +107,7 @@ def apply_plan(
             failpoint(f"after {change.action.value} {change.ref}")
         except HostUnreachable as exc:
             result.failures.append((change, str(exc)))
+            result.host_lost = True
             result.skipped.extend(plan.changes[index + 1 :])
             break
         except ReconError as exc:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import OtherTool, Recon, edit
+from tests.conftest import OtherTool, Recon, edit, output
 from tests.control.conftest import (
     StartLoop,
     condition,
@@ -121,3 +121,26 @@ def test_one_failing_guest_does_not_keep_another_from_being_healed(
     loop.wait_host(lambda: (found := obj(recon, CACHE)) is not None and found["running"])
     assert condition(loop.status(), WEB) != "Ready"
     assert loop.stop() == 0
+
+
+def test_an_unreachable_host_is_shown_in_status_and_sigterm_still_exits_0(
+    recon: Recon, manifests: Path, start_loop: StartLoop
+) -> None:
+    # A libvirtd that is not running: its socket is not there.
+    uri = "qemu+unix:///system?socket=/nonexistent/recon-test.sock"
+    loop = start_loop("--connect", uri, "watch", "-f", manifests, "--log-format", "json")
+    loop.wait_log("no host events; relying on resync")
+
+    def unreachable() -> dict[str, Any] | None:
+        result = recon("--connect", uri, "status", "-o", "json")
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data if data.get("host_error") and data["runs"] else None
+
+    status = wait_until(unreachable, describe=loop.describe)
+    assert status["host"] == uri
+    assert "/nonexistent/recon-test.sock" in status["host_error"]
+    assert status["runs"][-1]["result"] == "failed"
+    shown = recon("--connect", uri, "status")
+    assert "UNREACHABLE" in shown.stdout, output(shown)
+    assert loop.stop() == 0, loop.describe()
+    assert "Traceback" not in loop.log
