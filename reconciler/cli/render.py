@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from reconciler.cli.objects import observed_state
 from reconciler.cli.output import style
 from reconciler.engine.apply import ApplyResult
 from reconciler.engine.plan import AdmissionError, count_by_action
@@ -126,7 +127,7 @@ def word(value: Any) -> str:
 
 def observed_row(obs: Observed, wide: bool) -> list[str]:
     f = obs.fields
-    state = f.get("state", "Active" if obs.ref.kind in ("StoragePool", "Network") else "-")
+    state = observed_state(obs)
     row = [
         obs.ref.kind,
         obs.ref.name or "host",  # the HostPolicy: the host itself has no name
