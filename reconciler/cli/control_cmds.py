@@ -31,7 +31,7 @@ from reconciler.control.loop import SET_KEY, Controller, LoopOptions, run_loop
 from reconciler.control.metrics import PrometheusMetrics
 from reconciler.control.queue import WorkQueue
 from reconciler.control.sources import FileWatcher, GitError, GitSource
-from reconciler.control.status import load_status, status_path
+from reconciler.control.status import Status, load_status, status_path
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.errors import ReconError
@@ -295,6 +295,30 @@ def sync(
     _run(ctx, desired, f"git: {repo}#{ref}" + (f":{subdir}" if subdir else ""), kw, start_fetcher)
 
 
+def _status_shown(ctx: click.Context) -> Status:
+    """The status of the host --connect names; without --connect, of the host a loop from
+    this RECON_HOME served last (a loop run with --connect qemu:///system records its status
+    under that host, not the embedded one). Each status file says which host it is about."""
+    home: Path = ctx.obj["home"]
+    uri = host_uri(ctx)
+    if ctx.obj["uri"] is not None:
+        return load_status(status_path(home, uri))
+    found = [load_status(p) for p in sorted((home / "status").glob("*.json"))]
+    found = [st for st in found if st.runs and st.host]
+    if not found:
+        return load_status(status_path(home, uri))
+    latest = max(found, key=lambda st: st.runs[-1].started)
+    if latest.host != uri or len(found) > 1:
+        others = sorted(st.host for st in found if st is not latest)
+        click.echo(
+            f"note: showing the host a loop served last from this RECON_HOME: {latest.host}"
+            + (f" (also recorded: {', '.join(others)})" if others else "")
+            + "; choose with --connect",
+            err=True,
+        )
+    return latest
+
+
 @click.command()
 @click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
@@ -303,7 +327,7 @@ def sync(
 def status(ctx: click.Context, output: str) -> None:
     """What the loop last saw: each resource Ready / Reconciling / Stalled / Drifted, with the
     reason, the last applied revision, the last error, and the last runs. Reads no host."""
-    data = load_status(status_path(ctx.obj["home"], host_uri(ctx)))
+    data = _status_shown(ctx)
     if output == "json":
         print_json(data.to_json())
         return

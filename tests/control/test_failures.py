@@ -142,5 +142,10 @@ def test_an_unreachable_host_is_shown_in_status_and_sigterm_still_exits_0(
     assert status["runs"][-1]["result"] == "failed"
     shown = recon("--connect", uri, "status")
     assert "UNREACHABLE" in shown.stdout, output(shown)
+    # Without --connect: the host the loop serves, not the (unused) embedded host.
+    plain = recon("status")
+    assert f"host: {uri}" in plain.stdout, output(plain)
+    assert f"showing the host a loop served last from this RECON_HOME: {uri}" in plain.stderr
+    assert json.loads(recon.ok("status", "-o", "json").stdout)["host"] == uri
     assert loop.stop() == 0, loop.describe()
     assert "Traceback" not in loop.log
