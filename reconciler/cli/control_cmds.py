@@ -67,6 +67,12 @@ def loop_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds between full resyncs of the host.",
         ),
         click.option("--allow-replace", is_flag=True, help="Allow changes that recreate."),
+        click.option(
+            "--allow-restart",
+            is_flag=True,
+            help="Allow changes that restart a running guest (per resource: the "
+            'recon.dev/allow-restart: "true" annotation). Off: shown Stalled in status.',
+        ),
         click.option("--delete-volumes", is_flag=True, help="With --prune: delete disks too."),
         click.option("--shutdown-timeout", type=SECONDS, default=60.0, show_default=True),
         click.option(
@@ -110,6 +116,7 @@ def _run(
         drift=kw["drift"],
         resync=kw["resync"],
         allow_replace=kw["allow_replace"],
+        allow_restart=kw["allow_restart"],
         delete_volumes=kw["delete_volumes"],
         shutdown_timeout=kw["shutdown_timeout"],
         export_state=kw["export_state"],

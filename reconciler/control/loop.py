@@ -4,6 +4,7 @@ plan, apply what the drift policy allows, record status. Level-triggered through
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import threading
 import time
@@ -14,7 +15,12 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.control.desired import Desired
-from reconciler.control.drift import is_suspended, split_plan
+from reconciler.control.drift import (
+    RESTART_ANNOTATION,
+    allows_restart,
+    is_suspended,
+    split_plan,
+)
 from reconciler.control.queue import Backoff, WorkQueue
 from reconciler.control.status import (
     DRIFTED,
@@ -29,7 +35,7 @@ from reconciler.control.status import (
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import PlanOptions, PlanRefused, make_plan
 from reconciler.model.errors import ReconError
-from reconciler.model.plan import Action
+from reconciler.model.plan import Action, Change, Disruption
 from reconciler.model.resource import Resource
 from reconciler.providers.base import ApplyContext, HostUnreachable, Observation, Provider
 from reconciler.providers.snapshot import write_host_state
@@ -45,6 +51,9 @@ class LoopOptions:
     drift: str = "heal"
     resync: float = 300.0
     allow_replace: bool = False
+    # Changes that restart a running guest: refused (Stalled, NeedsRestart) unless this, or
+    # the resource's recon.dev/allow-restart annotation, allows them.
+    allow_restart: bool = False
     delete_volumes: bool = False
     shutdown_timeout: float = 60.0
     # Where each pass publishes the host's state (`--export-state`), for pipelines that plan
@@ -250,6 +259,16 @@ class Controller:
                         error="the change recreates it; run with --allow-replace",
                     )
                 todo.changes = [c for c in todo.changes if c.action is not Action.REPLACE]
+            if not self.options.allow_restart:
+                by_ref = {r.ref: r for r in resources}
+                restarts = [
+                    c
+                    for c in todo.changes
+                    if c.disruption is Disruption.RESTART and not allows_restart(by_ref.get(c.ref))
+                ]
+                for change in restarts:
+                    self._refuse_restart(change)
+                todo.changes = [c for c in todo.changes if c not in restarts]
             for change in todo.changes:
                 self.status.set(str(change.ref), RECONCILING, change.action.value)
             context = ApplyContext(
@@ -287,7 +306,7 @@ class Controller:
             if (
                 current is not None
                 and current.condition == STALLED
-                and current.reason == "NeedsReplace"
+                and current.reason in ("NeedsReplace", "NeedsRestart")
             ):
                 continue
             if res.ref not in {c.ref for c in todo.changes}:
@@ -311,6 +330,25 @@ class Controller:
                 self.status.set(str(skipped.ref), RECONCILING, "not started: the loop stopped")
             return "stopped", len(result.applied), []
         return "ok", len(result.applied), []
+
+    def _refuse_restart(self, change: Change) -> None:
+        """A change that would restart a running guest, left undone and said: in the log and
+        in the status, with what would change (as `recon diff` shows it)."""
+        fields = [f for f in change.fields if f.disruption is Disruption.RESTART] or list(
+            change.fields
+        )
+        shown = ", ".join(f"{f.path}: {_brief(f.before)} -> {_brief(f.after)}" for f in fields)
+        self.log.warning(
+            "not applied: the change restarts the guest",
+            extra={"resource": str(change.ref), "fields": [f.path for f in fields]},
+        )
+        self.status.set(
+            str(change.ref),
+            STALLED,
+            "NeedsRestart",
+            error=f"the change restarts the running guest ({shown}); run the loop with "
+            f'--allow-restart, or annotate the resource {RESTART_ANNOTATION}: "true"',
+        )
 
     def _export(self, provider: Provider, observation: Observation | None) -> None:
         path = self.options.export_state
@@ -348,6 +386,12 @@ class Controller:
             },
         )
         return outcome
+
+
+def _brief(value: object) -> str:
+    """A field's value as a status line shows it: JSON, cut short."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _settle_memory() -> None:
