@@ -63,6 +63,28 @@ def test_a_paused_guest_that_should_stop_is_stopped(
     assert recon("diff", "-f", applied).returncode == 0
 
 
+def test_a_crashed_guest_shows_crashed_and_state_running_starts_it_again(
+    recon: Recon, applied: Path
+) -> None:
+    # The hypervisor kept web-1 after a crash (on_crash=preserve): the test driver loads that
+    # run state (6, VIR_DOMAIN_CRASHED) from the node file.
+    text = recon.host_xml.read_text()
+    start = text.index("<name>web-1</name>")
+    end = text.index("</domain>", start)
+    block = text[start:end]
+    assert block.count(">1</test:runstate>") == 1, block[-300:]
+    recon.host_xml.write_text(
+        text[:start] + block.replace(">1</test:runstate>", ">6</test:runstate>") + text[end:]
+    )
+    assert state_of(recon, WEB) == ("Crashed", "crashed (the hypervisor kept it)")
+    result = recon.ok("apply", "-f", applied)
+    assert "it had crashed: forced off" in result.stderr and "started" in result.stderr, output(
+        result
+    )
+    assert state_of(recon, WEB)[0] == "Running"
+    assert recon("diff", "-f", applied).returncode == 0
+
+
 # --- in this process: libvirt's test driver as it ships (test:///default) ----------------------
 
 
