@@ -249,8 +249,10 @@ class Controller:
             for ref in suspended:
                 self.status.set(str(ref), SUSPENDED, "recon.dev/suspend annotation")
             todo = split.plan
+            held: set[str] = set()  # refused on this pass: stay Stalled, not "matches"
             if not self.options.allow_replace:
                 blocked = [c for c in todo.changes if c.action is Action.REPLACE]
+                held.update(str(c.ref) for c in blocked)
                 for change in blocked:
                     self.status.set(
                         str(change.ref),
@@ -268,6 +270,7 @@ class Controller:
                 ]
                 for change in restarts:
                     self._refuse_restart(change)
+                held.update(str(c.ref) for c in restarts)
                 todo.changes = [c for c in todo.changes if c not in restarts]
             for change in todo.changes:
                 self.status.set(str(change.ref), RECONCILING, change.action.value)
@@ -300,14 +303,7 @@ class Controller:
         }
         for res in resources:
             key = str(res.ref)
-            if res.ref in touched or key in blocked_refs:
-                continue
-            current = self.status.resources.get(key)
-            if (
-                current is not None
-                and current.condition == STALLED
-                and current.reason in ("NeedsReplace", "NeedsRestart")
-            ):
+            if res.ref in touched or key in blocked_refs or key in held:
                 continue
             if res.ref not in {c.ref for c in todo.changes}:
                 self.status.set(key, READY, "matches the host")

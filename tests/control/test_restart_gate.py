@@ -40,6 +40,13 @@ def test_a_restart_is_refused_by_default_shown_and_allowed_by_annotation(
     assert found["fields"]["cpus"] == 2  # the whole change waits, its live part too
     loop.wait_log("not applied: the change restarts the guest")
 
+    # Taken back: nothing to refuse any more, the guest is Ready again.
+    edit(manifests / "vms" / "web-1.yaml", BOOT[1], BOOT[0])
+    edit(manifests / "vms" / "web-1.yaml", "  cpus: 3\n", "  cpus: 2\n")
+    loop.wait_status(lambda s: condition(s, WEB) == "Ready")
+
+    edit(manifests / "vms" / "web-1.yaml", *BOOT)
+    edit(manifests / "vms" / "web-1.yaml", "  cpus: 2\n", "  cpus: 3\n")
     annotate(manifests / "vms" / "web-1.yaml", {"recon.dev/allow-restart": "true"})
     loop.wait_host(lambda: boot_order(recon) == ["network", "disk"])
     status = loop.wait_status(lambda s: condition(s, WEB) == "Ready")
