@@ -11,7 +11,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -35,6 +36,7 @@ from reconciler.control.status import Status, load_status, status_path
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.errors import ReconError
+from reconciler.providers.base import HostUnreachable, Provider
 
 # A host change often comes as a few events (a domain stopped, then undefined): one pass.
 HOST_EVENT_DELAY = 0.1
@@ -136,7 +138,20 @@ def _run(
             )
             raise SystemExit(2) from None
     host = KeptHost(ctx)
-    controller = Controller(host.session, status, path, options, log, metrics)
+    # Host events are subscribed before the first pass; when the host cannot be reached yet
+    # (libvirtd not started), after the first pass that reaches it.
+    subscribe_later = False
+
+    @contextmanager
+    def session() -> Iterator[Provider]:
+        nonlocal subscribe_later
+        with host.session() as provider:
+            yield provider
+            if subscribe_later:
+                subscribe_later = False
+                subscribe(provider)
+
+    controller = Controller(session, status, path, options, log, metrics)
     queue = WorkQueue()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -150,22 +165,38 @@ def _run(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     stops: list[Callable[[], None]] = [extra(queue, controller.stopping)]
-    if not kw["no_host_events"]:
+
+    def on_event(why: str) -> None:
+        log.info("host event", extra={"why": why})
+        queue.add(SET_KEY, HOST_EVENT_DELAY)
+
+    def on_connection(up: bool, why: str) -> None:
+        controller.host_connection(up, why)
+        # Lost: a pass says so in the status (held by a backoff like any other).
+        # Back: what changed while no event could come is looked at now.
+        queue.add(SET_KEY, 0.0, urgent=up)
+
+    def subscribe(provider: Provider) -> None:
         try:
-
-            def on_event(why: str) -> None:
-                log.info("host event", extra={"why": why})
-                queue.add(SET_KEY, HOST_EVENT_DELAY)
-
-            def on_connection(up: bool, why: str) -> None:
-                controller.host_connection(up, why)
-                # Lost: a pass says so in the status (held by a backoff like any other).
-                # Back: what changed while no event could come is looked at now.
-                queue.add(SET_KEY, 0.0, urgent=up)
-
-            stops.append(host.open().subscribe(on_event, on_connection))
+            stops.append(provider.subscribe(on_event, on_connection))
         except (ReconError, OSError) as exc:
             log.warning("no host events; relying on resync", extra={"error": str(exc)})
+        else:
+            log.info("host events subscribed")
+
+    if not kw["no_host_events"]:
+        try:
+            first = host.open()
+        except HostUnreachable as exc:
+            subscribe_later = True
+            log.warning(
+                "host unreachable; host events are subscribed once it answers",
+                extra={"error": str(exc)},
+            )
+        except (ReconError, OSError) as exc:
+            log.warning("no host events; relying on resync", extra={"error": str(exc)})
+        else:
+            subscribe(first)
     log.info("started", extra={"source": source, "host": uri})
     try:
         run_loop(controller, queue, desired)

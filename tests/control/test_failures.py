@@ -129,7 +129,7 @@ def test_an_unreachable_host_is_shown_in_status_and_sigterm_still_exits_0(
     # A libvirtd that is not running: its socket is not there.
     uri = "qemu+unix:///system?socket=/nonexistent/recon-test.sock"
     loop = start_loop("--connect", uri, "watch", "-f", manifests, "--log-format", "json")
-    loop.wait_log("no host events; relying on resync")
+    loop.wait_log("host unreachable; host events are subscribed once it answers")
 
     def unreachable() -> dict[str, Any] | None:
         result = recon("--connect", uri, "status", "-o", "json")
