@@ -77,6 +77,7 @@ def test_a_closed_connection_is_said_reopened_and_events_arrive_again(
     events._on_close(first, libvirt.VIR_CONNECT_CLOSE_REASON_EOF)  # what libvirt calls
     events._on_close(first, libvirt.VIR_CONNECT_CLOSE_REASON_EOF)  # said twice: one reconnect
     wait_until(lambda: (True, "") in seen.connection)
+    events._on_close(first, libvirt.VIR_CONNECT_CLOSE_REASON_EOF)  # late, of the old one: ignored
     down, up = seen.connection
     assert down[0] is False and "closed" in down[1] and "test:///default" in down[1]
     assert up == (True, "")
@@ -86,6 +87,19 @@ def test_a_closed_connection_is_said_reopened_and_events_arrive_again(
     before = len([e for e in seen.events if e == "domain test"])
     guest.resume()
     wait_until(lambda: len([e for e in seen.events if e == "domain test"]) > before)
+
+
+def test_a_connection_lost_while_being_reopened_is_reopened_again(
+    events: LibvirtEvents, seen: Seen
+) -> None:
+    events.uri = UNREACHABLE
+    events.lost("first")
+    wait_until(lambda: seen.connection)
+    events.lost("again")  # e.g. the daemon restarting twice: the reconnect must not stop at it
+    events.uri = "test:///default"
+    wait_until(lambda: (True, "") in seen.connection)
+    assert seen.connection[0][0] is False and len(seen.connection) == 2
+    assert events.conn is not None and events.conn.isAlive()
 
 
 def test_recon_closing_its_own_connection_is_not_a_loss(events: LibvirtEvents, seen: Seen) -> None:

@@ -88,6 +88,7 @@ class LibvirtEvents:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._reconnecting = False
+        self._lost_again = False
 
     def start(self) -> None:
         """Subscribes; raises libvirtError when the host cannot be reached now."""
@@ -135,12 +136,20 @@ class LibvirtEvents:
         connection is let go and a new one opened in a thread of its own."""
         if reason == libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT:
             return
+        with self._lock:
+            if conn is not self.conn:
+                return  # an earlier connection, already let go (or not yet taken: see below)
         self.lost(_CLOSE_REASONS.get(reason, f"reason {reason}"))
 
     def lost(self, why: str) -> None:
         """The connection is gone: say so and reconnect (once, however often it is said)."""
         with self._lock:
-            if self._stopping.is_set() or self._reconnecting:
+            if self._stopping.is_set():
+                return
+            if self._reconnecting:
+                # Lost while a reconnect was under way (the new connection died at once):
+                # that reconnect must not stop at it.
+                self._lost_again = True
                 return
             self._reconnecting = True
             dead, ids = self.conn, self._ids
@@ -161,9 +170,19 @@ class LibvirtEvents:
                 delay = min(self.retry_cap, delay * 2)
                 continue
             with self._lock:
-                self._reconnecting = False
                 if self._stopping.is_set():
                     return
+                # Closed before it was taken (its close callback then ignored), or after.
+                if self._lost_again or not _alive(self.conn):
+                    self._lost_again = False
+                    dead, ids = self.conn, self._ids
+                    self.conn, self._ids = None, []
+                else:
+                    self._reconnecting = False
+                    dead = None
+            if dead is not None:
+                _release(dead, ids)
+                continue
             self.connection(True, "")
             # What changed while no event could arrive (a guest destroyed meanwhile).
             self.notify(f"events from {self.uri} subscribed again")
@@ -176,6 +195,13 @@ class LibvirtEvents:
             self.conn, self._ids = None, []
         if conn is not None:
             _release(conn, ids)
+
+
+def _alive(conn: libvirt.virConnect | None) -> bool:
+    try:
+        return conn is not None and bool(conn.isAlive())
+    except libvirt.libvirtError:
+        return False
 
 
 def _release(conn: libvirt.virConnect, ids: list[tuple[str, int]]) -> None:
