@@ -149,7 +149,7 @@ def _run(
             yield provider
             if subscribe_later:
                 subscribe_later = False
-                subscribe(provider)
+                subscribe(provider, late=True)
 
     controller = Controller(session, status, path, options, log, metrics)
     queue = WorkQueue()
@@ -176,13 +176,14 @@ def _run(
         # Back: what changed while no event could come is looked at now.
         queue.add(SET_KEY, 0.0, urgent=up)
 
-    def subscribe(provider: Provider) -> None:
+    def subscribe(provider: Provider, *, late: bool = False) -> None:
         try:
             stops.append(provider.subscribe(on_event, on_connection))
         except (ReconError, OSError) as exc:
             log.warning("no host events; relying on resync", extra={"error": str(exc)})
         else:
-            log.info("host events subscribed")
+            if late:  # said only when the start said it could not
+                log.info("host events subscribed")
 
     if not kw["no_host_events"]:
         try:
