@@ -11,7 +11,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -32,11 +33,12 @@ from reconciler.control.loop import SET_KEY, Controller, LoopOptions, run_loop
 from reconciler.control.metrics import PrometheusMetrics
 from reconciler.control.queue import WorkQueue
 from reconciler.control.sources import FileWatcher, GitError, GitSource
-from reconciler.control.status import load_status, status_path
+from reconciler.control.status import Status, load_status, status_path
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
 from reconciler.model.errors import ReconError
 from reconciler.model.resource import Resource
+from reconciler.providers.base import HostUnreachable, Provider
 
 # A host change often comes as a few events (a domain stopped, then undefined): one pass.
 HOST_EVENT_DELAY = 0.1
@@ -69,6 +71,12 @@ def loop_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds between full resyncs of the host.",
         ),
         click.option("--allow-replace", is_flag=True, help="Allow changes that recreate."),
+        click.option(
+            "--allow-restart",
+            is_flag=True,
+            help="Allow changes that restart a running guest (per resource: the "
+            'recon.dev/allow-restart: "true" annotation). Off: shown Stalled in status.',
+        ),
         click.option("--delete-volumes", is_flag=True, help="With --prune: delete disks too."),
         click.option("--shutdown-timeout", type=SECONDS, default=60.0, show_default=True),
         click.option(
@@ -112,6 +120,7 @@ def _run(
         drift=kw["drift"],
         resync=kw["resync"],
         allow_replace=kw["allow_replace"],
+        allow_restart=kw["allow_restart"],
         delete_volumes=kw["delete_volumes"],
         shutdown_timeout=kw["shutdown_timeout"],
         export_state=kw["export_state"],
@@ -138,7 +147,20 @@ def _run(
     def builds(resources: Sequence[Resource], report: Callable[[str], None]) -> dict[str, str]:
         return prepare_builds(resources, home, report, failed=failed_builds)
 
-    controller = Controller(host.session, status, path, options, log, metrics, builds)
+    # Host events are subscribed before the first pass; when the host cannot be reached yet
+    # (libvirtd not started), after the first pass that reaches it.
+    subscribe_later = False
+
+    @contextmanager
+    def session() -> Iterator[Provider]:
+        nonlocal subscribe_later
+        with host.session() as provider:
+            yield provider
+            if subscribe_later:
+                subscribe_later = False
+                subscribe(provider, late=True)
+
+    controller = Controller(session, status, path, options, log, metrics, builds)
     queue = WorkQueue()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -152,22 +174,48 @@ def _run(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     stops: list[Callable[[], None]] = [extra(queue, controller.stopping)]
-    if not kw["no_host_events"]:
+
+    def on_event(why: str) -> None:
+        log.info("host event", extra={"why": why})
+        queue.add(SET_KEY, HOST_EVENT_DELAY)
+
+    def on_connection(up: bool, why: str) -> None:
+        controller.host_connection(up, why)
+        # Lost: a pass says so in the status (held by a backoff like any other).
+        # Back: what changed while no event could come is looked at now.
+        queue.add(SET_KEY, 0.0, urgent=up)
+
+    def subscribe(provider: Provider, *, late: bool = False) -> None:
         try:
-
-            def on_event(why: str) -> None:
-                log.info("host event", extra={"why": why})
-                queue.add(SET_KEY, HOST_EVENT_DELAY)
-
-            stops.append(host.open().subscribe(on_event))
+            stops.append(provider.subscribe(on_event, on_connection))
         except (ReconError, OSError) as exc:
             log.warning("no host events; relying on resync", extra={"error": str(exc)})
+        else:
+            if late:  # said only when the start said it could not
+                log.info("host events subscribed")
+
+    if not kw["no_host_events"]:
+        try:
+            first = host.open()
+        except HostUnreachable as exc:
+            subscribe_later = True
+            log.warning(
+                "host unreachable; host events are subscribed once it answers",
+                extra={"error": str(exc)},
+            )
+        except (ReconError, OSError) as exc:
+            log.warning("no host events; relying on resync", extra={"error": str(exc)})
+        else:
+            subscribe(first)
     log.info("started", extra={"source": source, "host": uri})
     try:
         run_loop(controller, queue, desired)
     finally:
         for fn in stops:
-            fn()
+            try:
+                fn()
+            except Exception as exc:  # a source that cannot stop cleanly must not make it exit 1
+                log.warning("while stopping a source", extra={"error": str(exc)})
         host.close()
         log.info("stopped")
 
@@ -205,7 +253,7 @@ def watch(ctx: click.Context, /, paths: tuple[str, ...], debounce: float, **kw: 
         return files.load(), git_revision(paths)
 
     def start_watcher(queue: WorkQueue, _stopping: threading.Event) -> Callable[[], None]:
-        watcher = FileWatcher(paths, debounce, lambda: queue.add(SET_KEY))
+        watcher = FileWatcher(paths, debounce, lambda: queue.add(SET_KEY, urgent=True))
         watcher.start()
         return watcher.stop
 
@@ -218,6 +266,7 @@ def watch(ctx: click.Context, /, paths: tuple[str, ...], debounce: float, **kw: 
 @click.option("--path", "subdir", default="", help="Directory of manifests inside the repo.")
 @click.option(
     "--interval",
+    type=POSITIVE_SECONDS,
     default=60.0,
     show_default=True,
     help="Seconds between fetches. SIGUSR1 fetches now.",
@@ -285,13 +334,37 @@ def sync(
                 wake.wait(interval)
                 wake.clear()
                 if fetch():
-                    queue.add(SET_KEY)
+                    queue.add(SET_KEY, urgent=True)  # a new commit: not held by a backoff
 
         thread = threading.Thread(target=loop, name="git-fetch", daemon=True)
         thread.start()
         return wake.set
 
     _run(ctx, desired, f"git: {repo}#{ref}" + (f":{subdir}" if subdir else ""), kw, start_fetcher)
+
+
+def _status_shown(ctx: click.Context) -> Status:
+    """The status of the host --connect names; without --connect, of the host a loop from
+    this RECON_HOME served last (a loop run with --connect qemu:///system records its status
+    under that host, not the embedded one). Each status file says which host it is about."""
+    home: Path = ctx.obj["home"]
+    uri = host_uri(ctx)
+    if ctx.obj["uri"] is not None:
+        return load_status(status_path(home, uri))
+    found = [load_status(p) for p in sorted((home / "status").glob("*.json"))]
+    found = [st for st in found if st.runs and st.host]
+    if not found:
+        return load_status(status_path(home, uri))
+    latest = max(found, key=lambda st: st.runs[-1].started)
+    if latest.host != uri or len(found) > 1:
+        others = sorted(st.host for st in found if st is not latest)
+        click.echo(
+            f"note: showing the host a loop served last from this RECON_HOME: {latest.host}"
+            + (f" (also recorded: {', '.join(others)})" if others else "")
+            + "; choose with --connect",
+            err=True,
+        )
+    return latest
 
 
 @click.command()
@@ -302,7 +375,7 @@ def sync(
 def status(ctx: click.Context, output: str) -> None:
     """What the loop last saw: each resource Ready / Reconciling / Stalled / Drifted, with the
     reason, the last applied revision, the last error, and the last runs. Reads no host."""
-    data = load_status(status_path(ctx.obj["home"], host_uri(ctx)))
+    data = _status_shown(ctx)
     if output == "json":
         print_json(data.to_json())
         return
@@ -311,8 +384,9 @@ def status(ctx: click.Context, output: str) -> None:
             "no reconcile has run against this host yet (start `recon watch` or `recon sync`)"
         )
         return
+    reach = f" (UNREACHABLE: {data.host_error})" if data.host_error else ""
     click.echo(
-        f"host: {data.host}\nsource: {data.source}\nrevision: {data.revision or '-'}"
+        f"host: {data.host}{reach}\nsource: {data.source}\nrevision: {data.revision or '-'}"
         f" (last good: {data.last_good_revision or '-'})\n"
     )
     rows = [["RESOURCE", "STATUS", "REASON", "REVISION", "LAST ERROR"]]

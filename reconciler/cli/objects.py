@@ -105,15 +105,28 @@ def _model_of(annotation: Any) -> Any:
     return None
 
 
+def observed_state(obs: Observed) -> str | None:
+    """The STATE a user reads: a guest's run state (a guest that crashed and stopped says
+    so), a pool's or network's Active / Inactive (None: not known, e.g. an older export)."""
+    if obs.ref.kind in ("StoragePool", "Network"):
+        active = obs.extra.get("active")
+        return None if active is None else ("Active" if active else "Inactive")
+    state = obs.fields.get("state")
+    if state == "Stopped" and obs.extra.get("stateReason") == "crashed":
+        return "Stopped (crashed)"
+    return None if state is None else str(state)
+
+
 def status(obs: Observed) -> dict[str, Any]:
-    f = obs.fields
     out: dict[str, Any] = {
         "managed": obs.owned,
-        "state": f.get("state", "Active" if obs.ref.kind in ("StoragePool", "Network") else None),
+        "state": observed_state(obs),
         "uuid": obs.uuid,
         "running": obs.running,
     }
     if obs.ref.kind in ("VirtualMachine", "Container"):
+        # Why it is in its state (paused by whom, shut off how), when the host says.
+        out["stateReason"] = obs.extra.get("stateReason")
         how = obs.extra.get("guarantee")
         out["guarantee"] = {
             "bytes": obs.guaranteed_bytes,

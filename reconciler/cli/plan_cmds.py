@@ -517,7 +517,12 @@ def apply(
                 "failed": None
                 if result.failed is None
                 else {"resource": str(result.failed[0].ref), "error": result.failed[1]},
+                "failures": [
+                    {"resource": str(c.ref), "action": c.action.value, "error": message}
+                    for c, message in result.failures
+                ],
                 "skipped": [str(c.ref) for c in result.skipped],
+                "waitsFor": {str(k): str(v) for k, v in result.waits_for.items()},
                 "summary": result.summary(),
             }
         )

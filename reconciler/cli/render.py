@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from reconciler.cli.objects import observed_state
 from reconciler.cli.output import style
 from reconciler.engine.apply import ApplyResult
 from reconciler.engine.plan import AdmissionError, count_by_action
@@ -121,14 +122,17 @@ def render_result(result: ApplyResult, verb: str = "apply") -> str:
     if verb != "apply":
         counts = {"deleted": counts["deleted"]}
     text = ", ".join(f"{v} {k}" for k, v in counts.items())
-    if result.ok:
+    if result.ok and not result.skipped:
         return f"{verb.capitalize()} complete: {text}."
-    lines = [f"{verb.capitalize()} stopped: {text}."]
-    assert result.failed is not None
-    change, message = result.failed
-    lines.append(f"failed: {change.ref} ({change.action.value}): {message}")
-    if result.skipped:
-        lines.append("not attempted: " + ", ".join(str(c.ref) for c in result.skipped))
+    lines = [f"{verb.capitalize()} incomplete: {text}."]
+    for change, message in result.failures:
+        lines.append(f"failed: {change.ref} ({change.action.value}): {message}")
+    waiting = [c for c in result.skipped if c.ref in result.waits_for]
+    for change in waiting:
+        lines.append(f"not attempted: {change.ref} (needs {result.waits_for[change.ref]})")
+    rest = [c for c in result.skipped if c.ref not in result.waits_for]
+    if rest:
+        lines.append("not attempted: " + ", ".join(str(c.ref) for c in rest))
     lines.append(f"hint: fix the cause and run {verb} again; it continues from where the host is")
     return "\n".join(lines)
 
@@ -142,7 +146,7 @@ def word(value: Any) -> str:
 
 def observed_row(obs: Observed, wide: bool) -> list[str]:
     f = obs.fields
-    state = f.get("state", "Active" if obs.ref.kind in ("StoragePool", "Network") else "-")
+    state = observed_state(obs)
     row = [
         obs.ref.kind,
         obs.ref.name or "host",  # the HostPolicy: the host itself has no name

@@ -13,6 +13,7 @@ from reconciler.providers.base import Observation
 
 DRIFT_ANNOTATION = "recon.dev/drift"
 SUSPEND_ANNOTATION = "recon.dev/suspend"
+RESTART_ANNOTATION = "recon.dev/allow-restart"
 POLICIES = ("heal", "warn", "ignore")
 
 
@@ -30,6 +31,13 @@ def policy_of(resource: Resource, default: str) -> str:
 
 def is_suspended(resource: Resource) -> bool:
     return resource.manifest.metadata.annotations.get(SUSPEND_ANNOTATION, "") == "true"
+
+
+def allows_restart(resource: Resource | None) -> bool:
+    """The resource's own consent to a loop restarting it (`recon.dev/allow-restart: "true"`)."""
+    if resource is None:
+        return False
+    return resource.manifest.metadata.annotations.get(RESTART_ANNOTATION, "") == "true"
 
 
 def is_drift(

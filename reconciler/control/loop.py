@@ -4,6 +4,7 @@ plan, apply what the drift policy allows, record status. Level-triggered through
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import threading
 import time
@@ -14,7 +15,12 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.control.desired import Desired
-from reconciler.control.drift import is_suspended, split_plan
+from reconciler.control.drift import (
+    RESTART_ANNOTATION,
+    allows_restart,
+    is_suspended,
+    split_plan,
+)
 from reconciler.control.queue import Backoff, WorkQueue
 from reconciler.control.status import (
     BUILDING,
@@ -31,10 +37,10 @@ from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import PlanOptions, PlanRefused, make_plan
 from reconciler.load.secrets import SecretPolicy, read_secrets
 from reconciler.model.errors import ReconError
-from reconciler.model.plan import Action
+from reconciler.model.plan import Action, Change, Disruption
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
-from reconciler.providers.base import ApplyContext, Observation, Provider
+from reconciler.providers.base import ApplyContext, HostUnreachable, Observation, Provider
 from reconciler.providers.snapshot import write_host_state
 
 SET_KEY = "set"
@@ -48,6 +54,9 @@ class LoopOptions:
     drift: str = "heal"
     resync: float = 300.0
     allow_replace: bool = False
+    # Changes that restart a running guest: refused (Stalled, NeedsRestart) unless this, or
+    # the resource's recon.dev/allow-restart annotation, allows them.
+    allow_restart: bool = False
     delete_volumes: bool = False
     shutdown_timeout: float = 60.0
     # Where each pass publishes the host's state (`--export-state`), for pipelines that plan
@@ -148,10 +157,13 @@ class Controller:
             result_if_ok = ""
             error = None
         try:
-            outcome, changes = self._pass(resources, applied, prune)
+            outcome, changes, failures = self._pass(resources, applied, prune)
         except ReconError as exc:
+            if isinstance(exc, HostUnreachable):
+                self.status.host_error = str(exc)
             self.metrics.error(type(exc).__name__)
             self.log.error("reconcile failed", extra={"error": str(exc)})
+            self.status.errors.append(str(exc))
             temporary = exc.temporary or not isinstance(exc, PlanRefused)
             return self._finish(
                 started,
@@ -173,7 +185,23 @@ class Controller:
         result = result_if_ok or ("applied" if changes else "no changes")
         if outcome != "ok":
             result = "stopped" if outcome == "stopped" else "failed"
+        if failures:
+            # Each failure said where an operator looks: the log (field `error`), the run and
+            # the status's errors (the resource itself carries it as its last error).
+            for ref, message in failures:
+                self.log.error("reconcile failed", extra={"resource": ref, "error": message})
+            said = [f"{ref}: {message}" for ref, message in failures]
+            self.status.errors.extend(said)
+            error = "; ".join(([error] if error else []) + said)
         return self._finish(started, clock, revision, result, changes, error, outcome)
+
+    def host_connection(self, up: bool, why: str) -> None:
+        """The host's event connection was lost or is back (called from another thread).
+        Only logged here: the pass this prompts records it in the status."""
+        if up:
+            self.log.info("host connection back; events subscribed again")
+        else:
+            self.log.warning("host connection lost", extra={"error": why})
 
     def source_failed(self, error: str) -> None:
         """The desired state could not be read at all (a git remote unreachable, a branch
@@ -197,7 +225,9 @@ class Controller:
 
     def _pass(
         self, resources: Sequence[Resource], revision: str | None, prune: bool
-    ) -> tuple[str, int]:
+    ) -> tuple[str, int, list[tuple[str, str]]]:
+        """One pass over the host: the outcome, how many changes were applied, and the
+        changes that failed (resource, error)."""
         values: dict[tuple[ResourceRef, str], str] = {}
         if self.options.secrets is not None:
             values, problems = read_secrets(resources, self.options.secrets)
@@ -222,6 +252,7 @@ class Controller:
         build_errors = self.builds(resources, self._building) if self.builds is not None else {}
         with self.session() as provider:
             observation = provider.observe()
+            self.status.host_error = None  # it answered
             try:
                 plan = make_plan(resources, observation, options)
             except PlanRefused as exc:
@@ -257,8 +288,10 @@ class Controller:
             for ref in suspended:
                 self.status.set(str(ref), SUSPENDED, "recon.dev/suspend annotation")
             todo = split.plan
+            held: set[str] = set()  # refused on this pass: stay Stalled, not "matches"
             if not self.options.allow_replace:
                 blocked = [c for c in todo.changes if c.action is Action.REPLACE]
+                held.update(str(c.ref) for c in blocked)
                 for change in blocked:
                     self.status.set(
                         str(change.ref),
@@ -267,6 +300,17 @@ class Controller:
                         error="the change recreates it; run with --allow-replace",
                     )
                 todo.changes = [c for c in todo.changes if c.action is not Action.REPLACE]
+            if not self.options.allow_restart:
+                by_ref = {r.ref: r for r in resources}
+                restarts = [
+                    c
+                    for c in todo.changes
+                    if c.disruption is Disruption.RESTART and not allows_restart(by_ref.get(c.ref))
+                ]
+                for change in restarts:
+                    self._refuse_restart(change)
+                held.update(str(c.ref) for c in restarts)
+                todo.changes = [c for c in todo.changes if c not in restarts]
             for change in todo.changes:
                 self.status.set(str(change.ref), RECONCILING, change.action.value)
             context = ApplyContext(
@@ -285,8 +329,10 @@ class Controller:
             )
             if self.options.export_state is not None:
                 # The host as this pass leaves it: observed again when the pass changed it.
-                changed = bool(result.applied) or result.failed is not None
+                changed = bool(result.applied) or bool(result.failures)
                 self._export(provider, None if changed else observation)
+        if result.host_lost:
+            self.status.host_error = result.failures[-1][1]
         touched = {c.ref for c, _ in result.applied}
         for change, _detail in result.applied:
             if change.action is Action.DELETE:
@@ -298,30 +344,48 @@ class Controller:
         }
         for res in resources:
             key = str(res.ref)
-            if res.ref in touched or key in blocked_refs:
-                continue
-            current = self.status.resources.get(key)
-            if (
-                current is not None
-                and current.condition == STALLED
-                and current.reason == "NeedsReplace"
-            ):
+            if res.ref in touched or key in blocked_refs or key in held:
                 continue
             if res.ref not in {c.ref for c in todo.changes}:
                 self.status.set(key, READY, "matches the host")
-        if result.failed is not None:
-            change, message = result.failed
-            self.metrics.error("apply")
-            self.status.set(str(change.ref), RECONCILING, "ApplyFailed", error=message)
+        if result.failures:
+            for change, message in result.failures:
+                self.metrics.error("apply")
+                self.status.set(str(change.ref), RECONCILING, "ApplyFailed", error=message)
             for skipped in result.skipped:
-                self.status.set(str(skipped.ref), RECONCILING, "waiting for an earlier change")
-            return "retry", len(result.applied)
+                blocker = result.waits_for.get(skipped.ref)
+                self.status.set(
+                    str(skipped.ref),
+                    RECONCILING,
+                    f"waiting for {blocker}" if blocker else "waiting for an earlier change",
+                )
+            failures = [(str(c.ref), message) for c, message in result.failures]
+            return "retry", len(result.applied), failures
         if result.skipped:
             # Asked to stop: the change under way finished, the rest was not started.
             for skipped in result.skipped:
                 self.status.set(str(skipped.ref), RECONCILING, "not started: the loop stopped")
-            return "stopped", len(result.applied)
-        return "ok", len(result.applied)
+            return "stopped", len(result.applied), []
+        return "ok", len(result.applied), []
+
+    def _refuse_restart(self, change: Change) -> None:
+        """A change that would restart a running guest, left undone and said: in the log and
+        in the status, with what would change (as `recon diff` shows it)."""
+        fields = [f for f in change.fields if f.disruption is Disruption.RESTART] or list(
+            change.fields
+        )
+        shown = ", ".join(f"{f.path}: {_brief(f.before)} -> {_brief(f.after)}" for f in fields)
+        self.log.warning(
+            "not applied: the change restarts the guest",
+            extra={"resource": str(change.ref), "fields": [f.path for f in fields]},
+        )
+        self.status.set(
+            str(change.ref),
+            STALLED,
+            "NeedsRestart",
+            error=f"the change restarts the running guest ({shown}); run the loop with "
+            f'--allow-restart, or annotate the resource {RESTART_ANNOTATION}: "true"',
+        )
 
     def _export(self, provider: Provider, observation: Observation | None) -> None:
         path = self.options.export_state
@@ -361,6 +425,12 @@ class Controller:
         return outcome
 
 
+def _brief(value: object) -> str:
+    """A field's value as a status line shows it: JSON, cut short."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _settle_memory() -> None:
     """Between passes: collect what the pass left, then move everything that survives (the
     manifests, the kept host's parses) out of the collector's sight. Otherwise a full
@@ -391,13 +461,20 @@ def run_loop(
             controller.log.error("cannot read the desired state", extra={"error": str(exc)})
             controller.source_failed(f"cannot read the desired state: {exc}")
             outcome = "retry"
-        finally:
+        except BaseException:
+            queue.done(key)
+            raise
+        if outcome == "retry":
+            # Held back in the queue itself: the failed attempt's own host events (and any
+            # other "look again") wait for the retry; only a new desired state does not.
+            retry_in = backoff.failure(key)
+            controller.log.info("retrying after a backoff", extra={"retry_in": retry_in})
+            queue.done(key, retry_in=retry_in)
+        else:
+            backoff.success(key)
             queue.done(key)
         if controller.stopping.is_set():
             break
         _settle_memory()
-        if outcome == "retry":
-            queue.add(key, backoff.failure(key))
-        else:
-            backoff.success(key)
+        if outcome != "retry":
             queue.add(key, options.resync)

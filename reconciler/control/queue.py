@@ -35,6 +35,12 @@ class WorkQueue:
 
     A key being processed is not handed out twice: if it is added meanwhile, it is marked dirty
     and comes back once `done` is called, so no event is lost and no key runs concurrently.
+
+    A key whose pass failed is held back until its retry (`done(key, retry_in=...)`): what
+    only asks for another look (a host event, the resync timer) waits for it, since a failed
+    attempt can raise host events itself and would otherwise retry at once, forever. A new
+    desired state (`add(key, urgent=True)`: a manifest edited, a new commit) is a new attempt
+    and is tried at once. A pass that succeeds (`done(key)`) lifts the hold.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -44,12 +50,20 @@ class WorkQueue:
         self._heap: list[tuple[float, str]] = []
         self._active: set[str] = set()
         self._dirty: dict[str, float] = {}
+        self._held_until: dict[str, float] = {}
+        self._urgent: set[str] = set()  # dirty keys a new desired state was added for
         self._closed = False
 
-    def add(self, key: str, delay: float = 0.0) -> None:
+    def add(self, key: str, delay: float = 0.0, *, urgent: bool = False) -> None:
         with self._cond:
             when = self._clock() + delay
+            if urgent:
+                self._held_until.pop(key, None)
+            else:
+                when = max(when, self._held_until.get(key, when))
             if key in self._active:
+                if urgent:
+                    self._urgent.add(key)
                 self._dirty[key] = min(when, self._dirty.get(key, when))
                 return
             if key in self._due and self._due[key] <= when:
@@ -80,10 +94,20 @@ class WorkQueue:
                 self._cond.wait(wait)
             return None
 
-    def done(self, key: str) -> None:
+    def done(self, key: str, retry_in: float | None = None) -> None:
+        """The pass over `key` ended; `retry_in`: it failed, hold the key back that long and
+        try it again then."""
         with self._cond:
             self._active.discard(key)
             when = self._dirty.pop(key, None)
+            urgent = key in self._urgent
+            self._urgent.discard(key)
+            if retry_in is None or urgent:
+                self._held_until.pop(key, None)
+            else:
+                self._held_until[key] = self._clock() + retry_in
+            if retry_in is not None and when is None:
+                when = self._clock() + retry_in
         if when is not None:
             self.add(key, max(0.0, when - self._clock()))
 

@@ -45,6 +45,9 @@ class Run:
 @dataclass(slots=True)
 class Status:
     host: str = ""
+    # Why the host could not be reached on the last pass (or the events' connection was
+    # lost since); None while it answers.
+    host_error: str | None = None
     source: str = ""
     revision: str | None = None
     last_good_revision: str | None = None
@@ -75,6 +78,7 @@ class Status:
         # written after every pass, with one entry per resource.
         return {
             "host": self.host,
+            "host_error": self.host_error,
             "source": self.source,
             "revision": self.revision,
             "last_good_revision": self.last_good_revision,
@@ -87,6 +91,7 @@ class Status:
     def from_json(cls, data: dict[str, Any]) -> Status:
         return cls(
             host=data.get("host", ""),
+            host_error=data.get("host_error"),
             source=data.get("source", ""),
             revision=data.get("revision"),
             last_good_revision=data.get("last_good_revision"),

@@ -124,6 +124,13 @@ class ProviderError(ReconError):
     """A host refused or failed an operation."""
 
 
+class HostUnreachable(ProviderError):
+    """The connection to the host is gone (libvirtd stopped, restarted, or unreachable):
+    nothing more can be done until it is back, and then everything can be tried again."""
+
+    temporary = True
+
+
 class UnsupportedError(ProviderError):
     """The host cannot do this at all (not a transient failure)."""
 
@@ -142,7 +149,15 @@ class Provider(Protocol):
 
     def apply(self, change: Change, resource: Resource | None, context: ApplyContext) -> str: ...
 
-    def subscribe(self, notify: Callable[[str], None]) -> Callable[[], None]: ...
+    def subscribe(
+        self,
+        notify: Callable[[str], None],
+        connection: Callable[[bool, str], None] | None = None,
+    ) -> Callable[[], None]:
+        """Call notify(why) (from another thread) when the host changes, and connection(up,
+        why) when the connection events come over is lost or back; returns a stop function
+        that never raises."""
+        ...
 
     def current(self) -> bool:
         """Whether this open provider still sees the host as it is: a long-running loop

@@ -240,7 +240,11 @@ class SnapshotProvider:
             "on the host",
         )
 
-    def subscribe(self, notify: Callable[[str], None]) -> Callable[[], None]:
+    def subscribe(
+        self,
+        notify: Callable[[str], None],
+        connection: Callable[[bool, str], None] | None = None,
+    ) -> Callable[[], None]:
         return lambda: None
 
     def current(self) -> bool:

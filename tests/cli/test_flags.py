@@ -15,7 +15,10 @@ MANIFESTS = str(ROOT / "manifests")
     [
         (["watch", "-f", MANIFESTS, "--resync", "0"], "--resync"),
         (["watch", "-f", MANIFESTS, "--resync", "-5"], "--resync"),
+        (["watch", "-f", MANIFESTS, "--resync", "-0.5"], "--resync"),
         (["watch", "-f", MANIFESTS, "--debounce", "nan"], "--debounce"),
+        (["sync", "--repo", "file:///nonexistent", "--interval", "0"], "--interval"),
+        (["sync", "--repo", "file:///nonexistent", "--interval", "-1"], "--interval"),
         (["watch", "-f", MANIFESTS, "--metrics-addr", "127.0.0.1:99999"], "--metrics-addr"),
         (["watch", "-f", MANIFESTS, "--metrics-addr", "localhost"], "--metrics-addr"),
         (["apply", "-f", MANIFESTS, "--shutdown-timeout", "-5"], "--shutdown-timeout"),

@@ -150,3 +150,17 @@ def test_a_suspended_resource_is_not_reconciled(
     assert found is not None and found["fields"]["cpus"] == 3
     loop.wait_status(lambda s: condition(s, WEB) == "Ready")
     assert loop.stop() == 0
+
+
+def test_a_guest_paused_behind_the_loops_back_is_resumed(
+    recon: Recon, manifests: Path, start_loop: StartLoop, other_tool: OtherTool
+) -> None:
+    loop = start_loop("watch", "-f", manifests, "--resync", "600")
+    loop.wait_status(lambda s: settled(s, EXAMPLES))
+    with operator(recon, other_tool) as conn:  # virsh suspend
+        conn.lookupByName("web-1").suspend()
+    loop.wait_host(
+        lambda: (found := obj(recon, WEB)) is not None and found["fields"]["state"] == "Running"
+    )
+    assert "fields=['state']" in loop.wait_log("drift")
+    assert loop.stop() == 0

@@ -137,3 +137,50 @@ def test_backoff_stays_at_the_cap_however_long_the_failures_last() -> None:
     delays = [backoff.failure("set") for _ in range(5000)]
     assert delays[-1] == 300.0
     assert max(delays) == 300.0
+
+
+# --- Backoff in the queue: what asks for a look cannot cut a failing key's wait short ---------
+
+
+def test_an_event_during_a_failed_pass_waits_for_the_backoff() -> None:
+    # The failed attempt itself raises host events on the guest (a start, a stop): they arrive
+    # while the pass runs, and must not bring the key back before its backoff.
+    clock = Clock()
+    queue = WorkQueue(clock)
+    queue.add("set")
+    assert queue.get(timeout=0) == "set"
+    queue.add("set", 0.1)  # a host event during the pass
+    queue.done("set", retry_in=4.0)
+    clock.now += 3.9
+    assert queue.get(timeout=0) is None
+    queue.add("set", 0.1)  # another host event, after the pass
+    assert queue.get(timeout=0) is None
+    clock.now += 0.1
+    assert queue.get(timeout=0) == "set"
+
+
+def test_a_new_desired_state_skips_the_backoff_and_a_success_lifts_it() -> None:
+    clock = Clock()
+    queue = WorkQueue(clock)
+    queue.add("set")
+    assert queue.get(timeout=0) == "set"
+    queue.done("set", retry_in=300.0)
+    queue.add("set", 0.1)
+    clock.now += 1
+    assert queue.get(timeout=0) is None
+    queue.add("set", urgent=True)  # a manifest edited, a new commit: tried at once
+    assert queue.get(timeout=0) == "set"
+    queue.done("set")  # the pass succeeded: no backoff left
+    queue.add("set", 0.1)
+    clock.now += 0.1
+    assert queue.get(timeout=0) == "set"
+
+
+def test_a_new_desired_state_during_a_failing_pass_is_tried_at_once() -> None:
+    clock = Clock()
+    queue = WorkQueue(clock)
+    queue.add("set")
+    assert queue.get(timeout=0) == "set"
+    queue.add("set", urgent=True)  # the manifest was fixed while the pass failed
+    queue.done("set", retry_in=60.0)
+    assert queue.get(timeout=0) == "set"

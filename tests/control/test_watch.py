@@ -124,7 +124,8 @@ def test_without_prune_a_deleted_manifest_leaves_the_object_and_is_no_longer_rep
 def test_a_change_that_needs_a_replace_is_parked_as_stalled_the_rest_is_applied(
     recon: Recon, manifests: Path, start_loop: StartLoop
 ) -> None:
-    loop = start_loop("watch", "-f", manifests, "--resync", "600")
+    # db-1's new vCPU needs a restart (it has no maxCpus): allowed here.
+    loop = start_loop("watch", "-f", manifests, "--resync", "600", "--allow-restart")
     loop.wait_status(lambda s: settled(s, EXAMPLES))
     before = obj(recon, WEB)
     assert before is not None

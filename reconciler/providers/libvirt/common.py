@@ -22,6 +22,7 @@ from reconciler.model.resource import Resource
 from reconciler.model.secrets import secret_digest, secret_fields
 from reconciler.providers.base import (
     ApplyContext,
+    HostUnreachable,
     NotOwnedError,
     ProviderError,
     Stamp,
@@ -74,7 +75,7 @@ def host_errors(what: str) -> Iterator[None]:
             raise UnsupportedError(message) from None
         if exc.get_error_domain() == libvirt.VIR_FROM_RPC:
             # Said in the message itself: an apply's summary shows the message only.
-            raise ProviderError(
+            raise HostUnreachable(
                 f"{message} (the connection to libvirtd was lost: start libvirtd again "
                 "and rerun; it continues from where the host is)"
             ) from None

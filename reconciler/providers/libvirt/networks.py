@@ -25,7 +25,9 @@ def observe(host: Host, objects: dict[ResourceRef, Observed]) -> None:
             fields = dict(parsed.fields)
             fields["autostart"] = bool(net.autostart())
             ref = ResourceRef("Network", parsed.name)
-            objects[ref] = Observed(ref, fields, parsed.stamp, uuid=parsed.uuid)
+            objects[ref] = Observed(
+                ref, fields, parsed.stamp, uuid=parsed.uuid, extra={"active": bool(net.isActive())}
+            )
 
 
 def apply_network(

@@ -122,11 +122,18 @@ class LibvirtProvider:
     def capabilities(self) -> dict[str, bool]:
         return dict(self._caps)
 
-    def subscribe(self, notify: Callable[[str], None]) -> Callable[[], None]:
-        """Call notify (from another thread) when the host changes; returns a stop function."""
+    def subscribe(
+        self,
+        notify: Callable[[str], None],
+        connection: Callable[[bool, str], None] | None = None,
+    ) -> Callable[[], None]:
+        """Call notify (from another thread) when the host changes, connection(up, why) when
+        the events' connection is lost or back (a real host only: the embedded host is a
+        file); returns a stop function."""
         if self.embedded is not None:
             return events.watch_node_file(self.embedded.path, notify)
-        return events.watch_libvirt(self.uri, notify)
+        with host_errors(f"cannot subscribe to the events of {self.uri}"):
+            return events.watch_libvirt(self.uri, notify, connection)
 
     def current(self) -> bool:
         if self.embedded is not None:

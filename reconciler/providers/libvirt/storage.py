@@ -70,7 +70,8 @@ def _observe_pool(
     fields["autostart"] = bool(pool.autostart())
     ref = ResourceRef("StoragePool", parsed.name)
     paths: list[str] = []
-    if pool.isActive():
+    active = bool(pool.isActive())
+    if active:
         for pv in _pool_volumes(pool, parsed.name, kept):
             by_path[pv.path] = (parsed.name, pv)
             paths.append(pv.path)
@@ -79,7 +80,7 @@ def _observe_pool(
         fields,
         parsed.stamp,
         uuid=parsed.uuid,
-        extra={"templates": parsed.templates},
+        extra={"templates": parsed.templates, "active": active},
         in_use_by=tuple(sorted(paths)),
     )
     return parsed

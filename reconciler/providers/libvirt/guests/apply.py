@@ -21,7 +21,7 @@ from reconciler.providers.base import ApplyContext, ProviderError
 from reconciler.providers.libvirt import storage, templates
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, check_owned, lookup, make_stamp
-from reconciler.providers.libvirt.guests import agent, guarantee, live, lxc
+from reconciler.providers.libvirt.guests import agent, guarantee, live, lxc, observe
 
 
 def apply_guest(
@@ -102,16 +102,50 @@ def _run_state(
     """Start, restart or stop the guest as its state and the change's disruption ask;
     whether it was started, and what was done."""
     want_running = manifest.spec.state == "Running"
+    notes: list[str] = []
+    if dom.isActive():
+        # Paused, suspended or crashed: none of these shuts down cleanly or runs; brought back
+        # first (or, crashed, off), then it is restarted, stopped or left running as asked.
+        woken, notes = _wake(dom, want_running)
+        if woken == "off":
+            was_running = False
     if was_running and change.disruption is Disruption.RESTART and want_running:
-        notes = _shutdown(dom, context)
+        notes += _shutdown(dom, context)
         dom.create()
         return True, [*notes, "restarted"]
     if want_running and not dom.isActive():
         dom.create()
-        return True, ["started"]
+        return True, [*notes, "started"]
     if not want_running and dom.isActive():
-        return False, [*_shutdown(dom, context), "stopped"]
-    return False, []
+        return False, [*notes, *_shutdown(dom, context), "stopped"]
+    return False, notes
+
+
+def _wake(dom: libvirt.virDomain, want_running: bool) -> tuple[str, list[str]]:
+    """A paused guest resumed, a suspended one woken, a crashed one forced off; says which
+    ("resumed", "off" or "" when it was simply running) and what was done."""
+    state, reason = dom.state()[:2]
+    word, why = observe.run_state(state, reason)
+    if word == "Crashed":
+        dom.destroy()
+        return "off", ["it had crashed: forced off"]
+    if word not in ("Paused", "Suspended"):
+        return "", []
+    try:
+        if word == "Paused":
+            dom.resume()
+        else:
+            dom.pMWakeup(0)
+    except libvirt.libvirtError as exc:
+        if not want_running:
+            dom.destroy()  # to be stopped anyway: a clean shutdown needs it running
+            return "off", [f"{why}; could not be resumed, forced off"]
+        raise ProviderError(
+            f"{dom.name()} is {why} and could not be resumed: {exc.get_error_message()}",
+            "see the hypervisor's log for the guest; resume it by hand (virsh resume) "
+            "once the cause is fixed",
+        ) from None
+    return "resumed", [f"resumed ({why})"]
 
 
 def _guest_volumes(

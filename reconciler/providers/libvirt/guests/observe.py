@@ -82,6 +82,7 @@ def observe(
             libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART,
         )
         active, autostart = ({d.name() for d in host.conn.listAllDomains(f)} for f in flags)
+    states = _run_states(host)
     reads: dict[str, DomainRead] = {}
     for dom in domains:
         with unless_vanished():
@@ -90,9 +91,77 @@ def observe(
             read = _read_domain(host, dom, name, running, cache)
             if cache is not None:
                 reads[name] = read
-            _observe_domain(host, read, objects, volumes, running, autostart)
+            state = states.get(name)
+            if state is None:  # defined after the bulk read of states
+                state = tuple(dom.state()[:2])
+            _observe_domain(host, read, objects, volumes, running, autostart, state)
     if cache is not None:
         cache.replace(reads)
+
+
+# libvirt's run states (virDomainState) as recon shows them. Only Running and Stopped can be
+# asked for; a Paused or Crashed guest that should run is a difference the apply heals (resume;
+# destroy and start). Shut off is "Stopped" whatever the reason, which is said apart (so a
+# guest that crashed and stopped is not a difference with `state: Stopped`).
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "Running",
+    libvirt.VIR_DOMAIN_RUNNING: "Running",
+    libvirt.VIR_DOMAIN_BLOCKED: "Running",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "Running",  # being shut down: still running
+    libvirt.VIR_DOMAIN_PAUSED: "Paused",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "Suspended",
+    libvirt.VIR_DOMAIN_CRASHED: "Crashed",
+    libvirt.VIR_DOMAIN_SHUTOFF: "Stopped",
+}
+_PAUSED_REASONS = {
+    libvirt.VIR_DOMAIN_PAUSED_USER: "paused by an operator or a tool",
+    libvirt.VIR_DOMAIN_PAUSED_IOERROR: "paused by the hypervisor after a disk I/O error",
+    libvirt.VIR_DOMAIN_PAUSED_WATCHDOG: "paused by its watchdog",
+    libvirt.VIR_DOMAIN_PAUSED_CRASHED: "paused after a crash",
+    libvirt.VIR_DOMAIN_PAUSED_MIGRATION: "paused for a migration",
+    libvirt.VIR_DOMAIN_PAUSED_SAVE: "paused for a save",
+    libvirt.VIR_DOMAIN_PAUSED_DUMP: "paused for a core dump",
+    libvirt.VIR_DOMAIN_PAUSED_SNAPSHOT: "paused for a snapshot",
+    libvirt.VIR_DOMAIN_PAUSED_SHUTTING_DOWN: "paused while shutting down",
+    libvirt.VIR_DOMAIN_PAUSED_STARTING_UP: "paused while starting",
+}
+_SHUTOFF_REASONS = {
+    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "shut down (by the guest or a shutdown request)",
+    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "forced off (destroyed)",
+    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "failed to start",
+    libvirt.VIR_DOMAIN_SHUTOFF_SAVED: "saved to a file",
+    libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED: "migrated away",
+    libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT: "reverted to a snapshot",
+}
+
+
+def run_state(state: int, reason: int) -> tuple[str, str | None]:
+    """recon's state word for a libvirt (state, reason), and why it is in it (None when
+    there is nothing to say)."""
+    word = _STATES.get(state, "Running")
+    if word == "Paused":
+        return word, _PAUSED_REASONS.get(reason, "paused")
+    if word == "Stopped":
+        return word, _SHUTOFF_REASONS.get(reason)
+    if word == "Crashed":
+        return word, "crashed (the hypervisor kept it)"
+    if word == "Suspended":
+        return word, "suspended by the guest (power management)"
+    return word, None
+
+
+def _run_states(host: Host) -> dict[str, tuple[int, int]]:
+    """Every domain's (state, reason), in one call where the driver has it."""
+    try:
+        stats = host.conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
+    except libvirt.libvirtError:
+        return {}  # asked per domain instead
+    out: dict[str, tuple[int, int]] = {}
+    for dom, values in stats:
+        with unless_vanished():
+            out[dom.name()] = (int(values["state.state"]), int(values["state.reason"]))
+    return out
 
 
 def _read_domain(
@@ -133,6 +202,7 @@ def _observe_domain(
     volumes: dict[str, tuple[str, lx.ParsedVolume]],
     running: bool,
     autostart: set[str],
+    state: tuple[int, ...],
 ) -> None:
     parsed, live = read.definition, read.live
     # The stamp stays the definition's: it records what was applied.
@@ -147,7 +217,8 @@ def _observe_domain(
                 fields[key] = parsed.fields[key]
             else:
                 fields.pop(key, None)
-    fields["state"] = "Running" if running else "Stopped"
+    word, why = run_state(state[0], state[1]) if len(state) >= 2 else ("Running", None)
+    fields["state"] = word if running else "Stopped"
     fields["autostart"] = parsed.name in autostart
     fields["uuid"] = parsed.uuid
     for disk, path in parsed.disk_paths.items():
@@ -168,6 +239,10 @@ def _observe_domain(
         running=running,
         guaranteed_bytes=guaranteed,
         memory_bytes=memory,
-        extra={"guarantee": how, "sources": parsed.sources + (live.sources if live else ())},
+        extra={
+            "guarantee": how,
+            "sources": parsed.sources + (live.sources if live else ()),
+            "stateReason": why,
+        },
         volumes=tuple(parsed.disk_paths.values()),
     )
