@@ -40,7 +40,7 @@ def render_change(change: Change) -> list[str]:
     if change.reason and (
         change.action in (Action.REPLACE, Action.DELETE)
         # A built Template's new build: what happens to the guests on its images.
-        or (change.ref.kind == "Template" and "build" in change.reason)
+        or (change.ref.kind == "Template" and any(f.path == "revision" for f in change.fields))
     ):
         head += f"  # {change.reason}"
     lines = [head]

@@ -464,9 +464,11 @@ def run_loop(
         except BaseException:
             queue.done(key)
             raise
-        if outcome == "retry":
+        if outcome in ("retry", "stalled"):
             # Held back in the queue itself: the failed attempt's own host events (and any
-            # other "look again") wait for the retry; only a new desired state does not.
+            # other "look again") wait for the retry; only a new desired state does not. A
+            # refused pass (a missing secret, admission) is held too: host events cannot
+            # change the answer, and each would repeat it.
             retry_in = backoff.failure(key)
             controller.log.info("retrying after a backoff", extra={"retry_in": retry_in})
             queue.done(key, retry_in=retry_in)
@@ -476,5 +478,5 @@ def run_loop(
         if controller.stopping.is_set():
             break
         _settle_memory()
-        if outcome != "retry":
+        if outcome not in ("retry", "stalled"):
             queue.add(key, options.resync)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.build.builder import revision_of
+from reconciler.build.builder import build, revision_of
 from reconciler.load.manifests import load_manifests
+from reconciler.model.artifacts import artifact_id
 from tests.conftest import Recon, output
 
 TEMPLATE = """\
@@ -179,3 +181,66 @@ def test_a_template_that_is_not_built_fails_alone(tmp_path: Path, cache: Path) -
     assert "<name>vm-a</name>" not in host
     assert "<name>default</name>" in host
     assert not list(cache.glob("*")) or not any(cache.iterdir())
+
+
+def test_a_refreshed_build_of_the_same_revision_is_a_change(tmp_path: Path, cache: Path) -> None:
+    """maxAge passed and the repository moved: the cache holds a newer build of the same
+    revision (another artifact). The host's is older: diff says so, apply uploads the new
+    one beside the old, which a guest's disk still backs onto."""
+    recon = Recon(tmp_path / "home", tmp_path)
+    env = {"RECON_TEMPLATE_CACHE": str(cache)}
+    d = tmp_path / "m"
+    d.mkdir()
+    write(d, "procps", ["vm-a"])
+    first = put_build(d, cache)
+    recon.ok("apply", "-f", d, env=env)
+    entry = cache / first["revision"][:12]
+    shutil.rmtree(entry)
+    second = put_build(d, cache)
+    record = json.loads((entry / "record.json").read_text())
+    record["builtAt"] = "2026-02-01T00:00:00+00:00"
+    (entry / "record.json").write_text(json.dumps(record))
+    diff = recon("diff", "-f", d, env=env)
+    assert diff.returncode == 1, output(diff)
+    rev = first["revision"][:12]
+    assert f"revision: {rev} (rebuilt since) -> {rev}" in output(diff)
+    assert "older than maxAge and the repository moved: rebuilt" in output(diff)
+    recon.ok("apply", "-f", d, env=env)
+    host = recon.host_xml.read_text()
+    assert f"template-base-{second['artifact'][:12]}.qcow2" in host
+    assert f"template-base-{first['artifact'][:12]}.qcow2" in host  # vm-a's disk needs it
+    assert recon("diff", "-f", d, env=env).returncode == 0
+
+
+def test_an_old_build_against_an_unmoved_repository_is_no_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """maxAge alone: the repository (a file:// mirror here) has not moved, so the cached
+    build stays, however old."""
+    mirror = tmp_path / "mirror"
+    (mirror / "dists" / "bookworm").mkdir(parents=True)
+    (mirror / "dists" / "bookworm" / "Release").write_text("Date: Sat, 10 May 2025 10:00:00 UTC\n")
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "t.yaml").write_text(
+        TEMPLATE.format(packages="procps").replace(
+            "    build: {}",
+            "    build: {maxAge: 1h}\n  repositories:\n"
+            f"    - {{name: local, url: '{mirror.as_uri()}', trusted: true}}",
+        )
+        + "---\n"
+        + REST.format(pool=tmp_path / "pool")
+    )
+    cache = tmp_path / "cache"
+    made = put_build(d, cache)
+    entry = cache / made["revision"][:12]
+    record = json.loads((entry / "record.json").read_text())
+    record["artifact"] = artifact_id(
+        record["revision"], {"bookworm": "Sat, 10 May 2025 10:00:00 UTC"}
+    )
+    (entry / "record.json").write_text(json.dumps(record))
+    loaded = load_manifests([str(d)])
+    (resource,) = [r for r in loaded.resources if r.ref.kind == "Template"]
+    monkeypatch.setenv("RECON_TEMPLATE_CACHE", str(cache))
+    artifact, built = build(tmp_path / "home", resource)
+    assert built is False and artifact.id == record["artifact"]

@@ -2,9 +2,10 @@
 retried with the documented backoff however many host events arrive meanwhile, and it does not
 keep the loop from looking after every other resource.
 
-The failure is deterministic on the embedded host: web-1's password comes from an environment
-variable that the loop's environment does not have (the test harness never passes RECON_*
-variables on), so every attempt at web-1 fails at apply time."""
+The failure is deterministic on the embedded host and needs no network: the template cache-1
+is made from names a repository on a closed local port, so every attempt at the template fails
+at apply time (its build cannot read the repository), and cache-1 waits for it. (A missing
+secret is no such failure: it refuses the whole pass before any action.)"""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import OtherTool, Recon, edit, output
+from tests.conftest import OtherTool, Recon, output
 from tests.control.conftest import (
     StartLoop,
     condition,
@@ -24,16 +25,19 @@ from tests.control.conftest import (
     wait_until,
 )
 
-WEB = "VirtualMachine/web-1"
+TEMPLATE = "Template/debian-12-minimal"
 DB = "VirtualMachine/db-1"
 CACHE = "Container/cache-1"
-UNSET = "RECON_TEST_NO_SUCH_SECRET"
+CAUSE = "cannot reach the repository"
+NOWHERE = "  repositories:\n    - {name: nowhere, url: 'http://127.0.0.1:9/debian'}\n"
 # Seconds the pass count is taken over. Backoff 1 s, 2 s, 4 s: passes at +1, +3, +7.
 WINDOW = 8.0
 
 
-def break_web_password(manifests: Path) -> None:
-    edit(manifests / "vms" / "web-1.yaml", "env: WEB_ADMIN_PASSWORD", f"env: {UNSET}")
+def break_the_container_template(manifests: Path) -> None:
+    text = (manifests / "templates.yaml").read_text()
+    at = text.index("  source:", text.index("name: debian-12-minimal"))
+    (manifests / "templates.yaml").write_text(text[:at] + NOWHERE + text[at:])
 
 
 def failed_passes(lines: list[str]) -> list[dict[str, Any]]:
@@ -52,7 +56,7 @@ def failed_passes(lines: list[str]) -> list[dict[str, Any]]:
 def test_a_persistent_failure_is_logged_recorded_and_backs_off_despite_host_events(
     recon: Recon, manifests: Path, start_loop: StartLoop, other_tool: OtherTool
 ) -> None:
-    break_web_password(manifests)
+    break_the_container_template(manifests)
     loop = start_loop("watch", "-f", manifests, "--resync", "600", "--log-format", "json")
     wait_until(lambda: failed_passes(loop.lines), describe=loop.describe)
 
@@ -85,41 +89,41 @@ def test_a_persistent_failure_is_logged_recorded_and_backs_off_despite_host_even
     # backoff the events alone would make a pass every 0.3 s (more than 20).
     assert 1 <= during <= 4, loop.describe()
 
-    # Every failed pass says why, in the JSON field `error`: web-1's missing secret, or (a
+    # Every failed pass says why, in the JSON field `error`: the template's build, or (a
     # pass that met the other tool at work) the host lock it holds.
     records = failed_passes(loop.lines)
-    assert any(r.get("resource") == WEB for r in records), records
+    assert any(r.get("resource") == TEMPLATE for r in records), records
     for record in records:
-        if record.get("resource") == WEB:
-            assert UNSET in record["error"], record
+        if record.get("resource") == TEMPLATE:
+            assert CAUSE in record["error"], record
         else:
             assert "is changing" in record["error"], record
     status = loop.status()
     failed = [run for run in status["runs"] if run["result"] == "failed"]
     assert failed and all(run["error"] for run in failed), status["runs"]
-    assert any(UNSET in run["error"] for run in failed), status["runs"]
-    assert any(UNSET in e for e in status["errors"]), status["errors"]
-    assert condition(status, WEB) != "Ready"
-    assert UNSET in resource(status, WEB)["last_error"]
+    assert any(CAUSE in run["error"] for run in failed), status["runs"]
+    assert any(CAUSE in e for e in status["errors"]), status["errors"]
+    assert condition(status, TEMPLATE) != "Ready"
+    assert CAUSE in resource(status, TEMPLATE)["last_error"]
     shown = recon.ok("status")
-    assert UNSET in shown.stdout + shown.stderr
+    assert CAUSE in shown.stdout + shown.stderr
     assert loop.stop() == 0
 
 
 def test_one_failing_guest_does_not_keep_another_from_being_healed(
     recon: Recon, manifests: Path, start_loop: StartLoop, other_tool: OtherTool
 ) -> None:
-    break_web_password(manifests)
+    break_the_container_template(manifests)
     loop = start_loop("watch", "-f", manifests, "--resync", "600")
-    # cache-1 comes after web-1 in the plan and needs nothing web-1 makes.
-    status = loop.wait_status(lambda s: condition(s, CACHE) == "Ready")
-    assert condition(status, DB) == "Ready"
-    assert condition(status, WEB) != "Ready"
+    # db-1 needs nothing the failing template makes.
+    status = loop.wait_status(lambda s: condition(s, DB) == "Ready")
+    assert condition(status, TEMPLATE) != "Ready"
+    assert obj(recon, CACHE) is None  # it needs the template: it waits
 
     with operator(recon, other_tool) as conn:  # virsh destroy, behind recon's back
-        conn.lookupByName("cache-1").destroy()
-    loop.wait_host(lambda: (found := obj(recon, CACHE)) is not None and found["running"])
-    assert condition(loop.status(), WEB) != "Ready"
+        conn.lookupByName("db-1").destroy()
+    loop.wait_host(lambda: (found := obj(recon, DB)) is not None and found["running"])
+    assert condition(loop.status(), TEMPLATE) != "Ready"
     assert loop.stop() == 0
 
 

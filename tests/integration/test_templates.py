@@ -66,6 +66,12 @@ def built(example_templates: None) -> None:
     """The example templates are in the shared cache (built by tests/conftest.py)."""
 
 
+def artifact_of(scene: Scene, template: str) -> dict[str, Any]:
+    shown = json.loads(scene.recon.ok("get", "template", template, "-o", "json").stdout)
+    found: dict[str, Any] = shown["status"]["artifact"]
+    return found
+
+
 def agent(dom: Any, command: dict[str, Any], timeout: int = 10) -> dict[str, Any]:
     import libvirt_qemu
 
@@ -163,7 +169,9 @@ def test_built_container_templates_boot_their_init_under_lxc(
         assert inside(app, "/usr/bin/dpkg-query", "-W", "-f=${Status}", "less").startswith(
             "install ok"
         )
-        assert inside(plain, "/bin/sh", "-c", "test -e /etc/recon-app || echo none") == "none\n"
+        assert (
+            inside(plain, "/bin/sh", "-c", "test -e /etc/recon-app || echo none").strip() == "none"
+        )
         scene.converged()
     finally:
         left = remove_everything(conn, scene.prefix)
@@ -265,7 +273,7 @@ def test_a_rebuild_leaves_a_guests_image_and_a_used_template_is_not_pruned(
         disks=[{"name": "root", "pool": pool, "size": "2Gi", "template": template}],
     )
     scene.apply()
-    first = scene.get()[f"Template/{template}"]["status"]["artifact"]
+    first = artifact_of(scene, template)
     disk = scene.pool_dir / f"{vm}_root.qcow2"
     info = json.loads(
         subprocess.run(
@@ -285,7 +293,7 @@ def test_a_rebuild_leaves_a_guests_image_and_a_used_template_is_not_pruned(
     assert "revision" in diff.stdout + diff.stderr
     assert "1 existing disk(s) keep the image" in output(diff)
     scene.apply()
-    second = scene.get()[f"Template/{template}"]["status"]["artifact"]
+    second = artifact_of(scene, template)
     assert second["image"] != first["image"]
     assert second["revision"] != first["revision"]
     assert "less" in second["packages"]

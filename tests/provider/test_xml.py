@@ -38,7 +38,7 @@ UUID = "a9e1c0de-5b5e-4c3a-9a51-0123456789ab"
 # Fields the XML cannot carry: run state and autostart live on the connection, sizes and pools
 # in volumes, guest settings and hostnames in what the caller does after define.
 NOT_IN_XML = re.compile(
-    r"^(state|autostart|uuid|hostname|template|guest\..*|disk\..*"
+    r"^(state|autostart|uuid|hostname|template|applications|guest\..*|disk\..*"
     r"|disks\[[^\]]+\]\.(size|pool|template))$"
 )
 

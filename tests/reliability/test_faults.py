@@ -7,6 +7,7 @@ come from objects another tool put on the host.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -164,9 +165,16 @@ def test_an_injected_error_reports_what_was_applied_what_failed_and_what_was_not
 def test_a_template_image_that_does_not_match_its_sha256_fails_naming_the_template(
     recon: Recon, manifests: Path
 ) -> None:
+    # The VM template from an image file (source.file) instead of a build.
+    image = manifests / "base.qcow2"
+    image.write_bytes(b"QFI\xfb" + bytes(60))
+    good = hashlib.sha256(image.read_bytes()).hexdigest()
     templates = manifests / "templates.yaml"
-    good = "08587a3503226a49b8739afba6a79783190995c042d6f0c330a988bd44ec0d49"
-    edit(templates, good, "f" * 64)
+    text = templates.read_text()
+    start = text.index("  source:", text.index("name: debian-12-base"))
+    end = text.index("---", start)
+    file_source = f"  source:\n    file: {{path: base.qcow2, sha256: {'f' * 64}}}\n"
+    templates.write_text(text[:start] + file_source + text[end:])
     result = recon("apply", "-f", manifests)
     assert result.returncode == 1, output(result)
     assert "failed: Template/debian-12-base (create):" in result.stdout

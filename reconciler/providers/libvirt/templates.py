@@ -64,6 +64,14 @@ def observe(
                 for name in _images(tname, fmt, record)
                 if (pool_name, name) in images
             }
+            # A VM template's kernel and initrd go with their image (a prune that frees the
+            # template frees them too).
+            boot = [
+                images[(pool_name, part)]
+                for name in paths
+                for part in boot_volume_names(name)
+                if (pool_name, part) in images
+            ]
             if isinstance(record.get("revision"), str):
                 fields["revision"] = _observed_revision(home, tname, record)
             objects[tref] = Observed(
@@ -71,8 +79,8 @@ def observe(
                 fields,
                 tstamp,
                 in_use_by=tuple(sorted(u for p in paths.values() for u in backed.get(p, ()))),
-                volumes=tuple(paths.values()),
-                extra={"users": {name: backed.get(p, []) for name, p in paths.items()}},
+                volumes=(*paths.values(), *boot),
+                extra={"users": {name: sorted(backed.get(p, ())) for name, p in paths.items()}},
             )
 
 
