@@ -11,7 +11,6 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -32,19 +31,23 @@ from reconciler.cli.render import (
     render_result,
     render_warnings,
 )
+from reconciler.cli.saved_plans import (
+    plan_from_json,
+    plan_json,
+    same_as_saved,
+    saved_options,
+    saved_plan,
+)
 from reconciler.cli.selection import select_resources, selector_option
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.plan import AdmissionError, PlanOptions, make_plan
 from reconciler.load.secrets import SecretPolicy, check_places
-from reconciler.load.validate import ScriptError, implied_fields
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.errors import ReconError
-from reconciler.model.fields import Fields
-from reconciler.model.kinds import KINDS, Manifest
-from reconciler.model.plan import Action, Change, Plan
+from reconciler.model.plan import Action, Plan
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
-from reconciler.model.secrets import SecretValues, secret_fields
+from reconciler.model.secrets import secret_fields
 from reconciler.model.selectors import Selector
 from reconciler.providers.base import ApplyContext, Observation
 
@@ -62,141 +65,8 @@ def _plan_or_fail(
         fail(str(exc), exc.hint, code=code)
 
 
-def _plan_json(plan: Plan, resources: Sequence[Resource], options: PlanOptions) -> dict[str, Any]:
-    data = plan.to_json()
-    data["recon-plan"] = 1
-    # The set the plan was made for: what it creates must be stamped with it, or a later
-    # `apply --prune` of another set would count those objects as its own.
-    data["set"] = options.set_name
-    # How it was planned: apply plans again with these and refuses what differs.
-    data["options"] = {
-        "prune": options.prune,
-        "allowEmpty": options.allow_empty,
-        "adopt": options.adopt,
-        "deleteVolumes": options.delete_volumes,
-        # Whether secret values were compared (not against an export): apply plans again
-        # the same way.
-        "secrets": options.secrets is not None,
-    }
-    data["resources"] = [
-        {
-            "file": r.file,
-            "line": r.line,
-            "manifest": r.manifest.model_dump(mode="json", by_alias=True, exclude_unset=True),
-            # A built Template's revision, which its scripts' content is part of: the plan
-            # may be applied where those scripts are not (another checkout, another machine).
-            **({"inputs": dict(r.inputs)} if r.inputs else {}),
-        }
-        for r in resources
-    ]
-    return data
-
-
-def _plan_from_json(data: dict[str, Any]) -> tuple[Plan, list[Resource]]:
-    """The plan and its manifests; a file edited into something else is a usage error, with
-    the first thing found wrong (exit 2), never a traceback."""
-    try:
-        return _read_plan(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        # pydantic's ValidationError is a ValueError: a manifest edited out of shape.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        fail(
-            f"the saved plan is malformed ({type(exc).__name__}: {first}); nothing was applied",
-            "make it again with `recon diff --out`",
-            code=2,
-        )
-
-
-def _saved_options(data: dict[str, Any], values: SecretValues) -> PlanOptions:
-    raw = data.get("options")
-    if not isinstance(raw, dict) or not all(isinstance(v, bool) for v in raw.values()):
-        fail(
-            "the saved plan does not say how it was planned (made by an older recon?); "
-            "nothing was applied",
-            "make it again with `recon diff --out`",
-            code=2,
-        )
-    return PlanOptions(
-        prune=raw.get("prune", False),
-        set_name=str(data.get("set", "default")),
-        allow_empty=raw.get("allowEmpty", False),
-        adopt=raw.get("adopt", False),
-        revision=data.get("revision"),
-        delete_volumes=raw.get("deleteVolumes", False),
-        secrets=values if raw.get("secrets", False) else None,
-    )
-
-
 def _quiet(_message: str) -> None:
     """No build progress under -o json: stdout is the document, stderr stays quiet."""
-
-
-def _same_as_saved(
-    plan: Plan, resources: list[Resource], observation: Observation, options: PlanOptions
-) -> None:
-    """Terraform's stale-plan rule, and more: the saved manifests are planned again against
-    the host (admission included), and anything but the recorded changes is refused. An
-    edited manifest, a change added or removed by hand, cannot slip through."""
-    try:
-        again = make_plan(resources, observation, options)
-    except ReconError as exc:
-        fail(f"the saved plan's manifests are refused now: {exc}", exc.hint, code=1)
-    if [c.to_json() for c in again.changes] != [c.to_json() for c in plan.changes]:
-        fail(
-            "the saved plan's changes are not what its manifests plan against this host "
-            "(the file was edited); nothing was applied",
-            "make it again with `recon diff --out` and review it",
-            code=1,
-        )
-
-
-def _saved_inputs(manifest: Manifest, item: dict[str, Any]) -> Fields:
-    """The implied fields the plan recorded. Where the scripts they come from can be read,
-    they must still give the same: a script edited after the plan was made is refused."""
-    saved = item.get("inputs") or {}
-    if not isinstance(saved, dict) or not all(isinstance(v, str) for v in saved.values()):
-        raise ValueError("resources[].inputs must map names to strings")
-    try:
-        now = implied_fields(manifest, item["file"])
-    except ScriptError:
-        return saved  # not here: the recorded revision names the build
-    if now != saved:
-        fail(
-            f"{item['file']}: a customize script changed since the plan was made; "
-            "nothing was applied",
-            "make the plan again with `recon diff --out`",
-            code=1,
-        )
-    return now
-
-
-def _read_plan(data: dict[str, Any]) -> tuple[Plan, list[Resource]]:
-    resources = []
-    for item in data["resources"]:
-        manifest = KINDS[item["manifest"]["kind"]].model_validate(item["manifest"])
-        inputs = _saved_inputs(manifest, item)
-        resources.append(Resource(manifest, item["file"], item["line"], inputs))
-    plan = Plan(
-        changes=[Change.from_json(c) for c in data["changes"]],
-        unchanged=[ResourceRef.parse(r) for r in data["unchanged"]],
-        fingerprint=data["fingerprint"],
-        revision=data.get("revision"),
-        host=data["host"],
-        warnings=data.get("warnings", []),
-    )
-    return plan, resources
-
-
-def _saved_plan(paths: Sequence[str]) -> dict[str, Any] | None:
-    if len(paths) != 1 or not paths[0].endswith(".json") or not Path(paths[0]).is_file():
-        return None
-    try:
-        data = json.loads(Path(paths[0]).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        fail(f"{paths[0]}: not a readable plan file", code=2)
-    if not isinstance(data, dict) or data.get("recon-plan") != 1:
-        fail(f"{paths[0]}: not a plan saved by `recon diff --out`", code=2)
-    return data
 
 
 def _selected(
@@ -329,7 +199,7 @@ def diff(
     resolve_on_host(host_refs, observation, prune=prune, set_name=set_name)
     plan = _plan_or_fail(resources, observation, options, code=2)
     if out_file is not None:
-        out_file.write_text(json.dumps(_plan_json(plan, resources, options), indent=2) + "\n")
+        out_file.write_text(json.dumps(plan_json(plan, resources, options), indent=2) + "\n")
         echo_err(f"plan saved to {out_file}")
     if output == "json":
         print_json(plan.to_json())
@@ -406,7 +276,7 @@ def apply(
     1 when changes are pending. On a terminal it asks before a change that restarts,
     replaces or deletes (--yes does not ask); without one (CI) it never asks.
     """
-    saved = _saved_plan(paths)
+    saved = saved_plan(paths)
     host_refs: list[Diagnostic] = []
     policy: SecretPolicy = ctx.obj["secrets"]
     # Every secret is read before the host is opened: one missing stops the run (exit 2)
@@ -421,7 +291,7 @@ def apply(
     elif selector is not None:
         fail("-l does not apply to a saved plan: it was made for what it shows", code=2)
     else:
-        plan, resources = _plan_from_json(saved)
+        plan, resources = plan_from_json(saved)
         places = check_places(resources, policy)
         if places:
             print_diagnostics(places)
@@ -440,7 +310,7 @@ def apply(
             secrets=values,
         )
         if saved is None
-        else _saved_options(saved, values)
+        else saved_options(saved, values)
     )
     revision, set_name = options.revision, options.set_name
     delete_volumes = options.delete_volumes
@@ -470,7 +340,7 @@ def apply(
                     code=1,
                 )
             else:
-                _same_as_saved(plan, resources, observation, options)
+                same_as_saved(plan, resources, observation, options)
             if output == "text":
                 echo_err(render_plan(plan))
             replaces = [c for c in plan.changes if c.action is Action.REPLACE]

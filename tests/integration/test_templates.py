@@ -66,6 +66,19 @@ def built(example_templates: None) -> None:
     """The example templates are in the shared cache (built by tests/conftest.py)."""
 
 
+def backing_file(disk: Path) -> str:
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", "-U", str(disk)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    found: str = info["backing-filename"]
+    return found
+
+
 def artifact_of(scene: Scene, template: str) -> dict[str, Any]:
     shown = json.loads(scene.recon.ok("get", "template", template, "-o", "json").stdout)
     found: dict[str, Any] = shown["status"]["artifact"]
@@ -275,15 +288,7 @@ def test_a_rebuild_leaves_a_guests_image_and_a_used_template_is_not_pruned(
     scene.apply()
     first = artifact_of(scene, template)
     disk = scene.pool_dir / f"{vm}_root.qcow2"
-    info = json.loads(
-        subprocess.run(
-            ["qemu-img", "info", "--output=json", "-U", str(disk)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    assert info["backing-filename"].endswith(first["image"])
+    assert backing_file(disk).endswith(first["image"])
 
     # A spec change: a new revision, built and uploaded beside the old image.
     scene.spec("Template", template)["packages"] = ["procps", "less"]
@@ -298,15 +303,7 @@ def test_a_rebuild_leaves_a_guests_image_and_a_used_template_is_not_pruned(
     assert second["revision"] != first["revision"]
     assert "less" in second["packages"]
     assert (scene.pool_dir / first["image"]).exists(), "the old image went while a disk used it"
-    info = json.loads(
-        subprocess.run(
-            ["qemu-img", "info", "--output=json", "-U", str(disk)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    assert info["backing-filename"].endswith(first["image"])
+    assert backing_file(disk).endswith(first["image"])
     assert first["image"] in second["images"]
     scene.converged()
 
