@@ -295,3 +295,28 @@ def scene(host: Host, request: pytest.FixtureRequest) -> Iterator[Scene]:
         left = remove_everything(host.conn, prefix)
         shutil.rmtree(work, ignore_errors=True)
         assert not left, f"cleanup of {request.node.name} left: {left}"
+
+
+def lxc_uri(uri: str) -> str:
+    return uri.replace("qemu", "lxc", 1)
+
+
+@pytest.fixture
+def lxc(host: Host, scene: Scene) -> Iterator[Any]:
+    """A connection to the LXC driver of the same daemon; the scene's recon talks to it too.
+    Its containers are removed afterwards (pools and networks are the daemon's, and the
+    scene removes those)."""
+    if os.geteuid() != 0:
+        pytest.skip("containers need root")
+    uri = lxc_uri(host.uri)
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        pytest.skip(f"no LXC driver at {uri}: {exc.get_error_message()}")
+    scene.recon = HostRecon(scene.recon.home, scene.work, uri)
+    try:
+        yield conn
+    finally:
+        left = remove_everything(conn, scene.prefix)
+        conn.close()
+        assert not left, left

@@ -13,47 +13,19 @@ skipped with libvirt's own words.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-import libvirt
 import pytest
 
 from tests.conftest import output
-from tests.integration.conftest import Host, HostRecon, Scene, remove_everything
+from tests.integration.conftest import Host, Scene
 
 MiB = 1024 * 1024
-
-
-def lxc_uri(uri: str) -> str:
-    return uri.replace("qemu", "lxc", 1)
-
-
-@pytest.fixture
-def lxc(host: Host, scene: Scene) -> Iterator[Any]:
-    """A connection to the LXC driver of the same daemon; the scene's recon talks to it too.
-    Its containers are removed afterwards (pools and networks are the daemon's, and the
-    scene removes those)."""
-    if os.geteuid() != 0:
-        pytest.skip("containers need root")
-    uri = lxc_uri(host.uri)
-    try:
-        conn = libvirt.open(uri)
-    except libvirt.libvirtError as exc:
-        pytest.skip(f"no LXC driver at {uri}: {exc.get_error_message()}")
-    scene.recon = HostRecon(scene.recon.home, scene.work, uri)
-    try:
-        yield conn
-    finally:
-        left = remove_everything(conn, scene.prefix)
-        conn.close()
-        assert not left, left
 
 
 def root_tree_archive(work: Path) -> Path:

@@ -28,12 +28,11 @@ from tests.conftest import BUILD_ENV, ROOT, output
 from tests.integration.conftest import (
     BOOTED,
     Host,
-    HostRecon,
     Scene,
     free_subnet,
-    remove_everything,
+    lxc_uri,
 )
-from tests.integration.test_lxc import apply_or_skip, lxc_uri
+from tests.integration.test_lxc import apply_or_skip
 
 VIRT = os.environ.get("RECON_IT_VIRT", "qemu")
 AGENT_BOUND = 300.0  # seconds: TCG boots measured here in 40-60 s
@@ -109,87 +108,73 @@ def wait_for_agent(dom: Any) -> float:
 
 
 def test_built_container_templates_boot_their_init_under_lxc(
-    host: Host, scene: Scene, built: None
+    host: Host, scene: Scene, built: None, lxc: Any
 ) -> None:
-    uri = lxc_uri(host.uri)
-    try:
-        conn = libvirt.open(uri)
-    except libvirt.libvirtError as exc:
-        pytest.skip(f"no LXC driver at {uri}: {exc.get_error_message()}")
-    scene.recon = HostRecon(scene.recon.home, scene.work, uri)
-    try:
-        pool = scene.pool()
-        template = built_template(scene, "debian-12-minimal")
-        # An application template on it: a package and a script (vzpkg's appcache).
-        script = scene.work / "scripts" / "app.sh"
-        script.parent.mkdir(exist_ok=True)
-        script.write_text('#!/bin/sh\nset -eu\necho layered > "$1/etc/recon-app"\n')
-        script.chmod(0o755)
-        tools = scene.put(
-            "Template",
-            "tools",
+    uri = lxc_uri(host.uri)  # the lxc fixture points the scene's recon at it
+    pool = scene.pool()
+    template = built_template(scene, "debian-12-minimal")
+    # An application template on it: a package and a script (vzpkg's appcache).
+    script = scene.work / "scripts" / "app.sh"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text('#!/bin/sh\nset -eu\necho layered > "$1/etc/recon-app"\n')
+    script.chmod(0o755)
+    tools = scene.put(
+        "Template",
+        "tools",
+        {
+            "osName": "debian",
+            "version": "12",
+            "format": "tar",
+            "pool": pool,
+            "type": "application",
+            "base": template,
+            "packages": ["less"],
+            "source": {"build": {"customize": ["../scripts/app.sh"]}},
+        },
+    )
+    containers = {}
+    for what, apps in (("ct", []), ("app", [tools])):
+        containers[what] = scene.put(
+            "Container",
+            what,
             {
-                "osName": "debian",
-                "version": "12",
-                "format": "tar",
-                "pool": pool,
-                "type": "application",
-                "base": template,
-                "packages": ["less"],
-                "source": {"build": {"customize": ["../scripts/app.sh"]}},
+                "template": template,
+                "applications": apps,
+                "cpus": 1,
+                "memory": "256Mi",
+                "disk": {"pool": pool, "size": "1Gi"},
             },
         )
-        containers = {}
-        for what, apps in (("ct", []), ("app", [tools])):
-            containers[what] = scene.put(
-                "Container",
-                what,
-                {
-                    "template": template,
-                    "applications": apps,
-                    "cpus": 1,
-                    "memory": "256Mi",
-                    "disk": {"pool": pool, "size": "1Gi"},
-                },
-            )
-        apply_or_skip(scene)
+    apply_or_skip(scene)
 
-        def inside(name: str, *cmd: str, check: bool = True) -> str:
-            return subprocess.run(
-                ["virsh", "-c", uri, "lxc-enter-namespace", name, "--noseclabel", "--", *cmd],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=check,
-            ).stdout
+    def inside(name: str, *cmd: str, check: bool = True) -> str:
+        return subprocess.run(
+            ["virsh", "-c", uri, "lxc-enter-namespace", name, "--noseclabel", "--", *cmd],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=check,
+        ).stdout
 
-        for name in containers.values():
-            assert "VERSION_CODENAME=bookworm" in inside(name, "/bin/cat", "/etc/os-release")
-            # PID 1 is the template's init (systemd, from systemd-sysv), and it runs.
-            pid1 = inside(name, "/bin/readlink", "/proc/1/exe").strip()
-            assert pid1 == "/usr/lib/systemd/systemd"
-            deadline = time.monotonic() + 60
-            state = ""
-            while time.monotonic() < deadline:
-                state = inside(name, "/bin/systemctl", "is-system-running", check=False).strip()
-                if state in ("running", "degraded"):
-                    break
-                time.sleep(1)
-            assert state in ("running", "degraded"), state
-        # The application's package and script are in its container only.
-        app, plain = containers["app"], containers["ct"]
-        assert inside(app, "/bin/cat", "/etc/recon-app").strip() == "layered"
-        assert inside(app, "/usr/bin/dpkg-query", "-W", "-f=${Status}", "less").startswith(
-            "install ok"
-        )
-        assert (
-            inside(plain, "/bin/sh", "-c", "test -e /etc/recon-app || echo none").strip() == "none"
-        )
-        scene.converged()
-    finally:
-        left = remove_everything(conn, scene.prefix)
-        conn.close()
-        assert not left, left
+    for name in containers.values():
+        assert "VERSION_CODENAME=bookworm" in inside(name, "/bin/cat", "/etc/os-release")
+        # PID 1 is the template's init (systemd, from systemd-sysv), and it runs.
+        pid1 = inside(name, "/bin/readlink", "/proc/1/exe").strip()
+        assert pid1 == "/usr/lib/systemd/systemd"
+        deadline = time.monotonic() + 60
+        state = ""
+        while time.monotonic() < deadline:
+            state = inside(name, "/bin/systemctl", "is-system-running", check=False).strip()
+            if state in ("running", "degraded"):
+                break
+            time.sleep(1)
+        assert state in ("running", "degraded"), state
+    # The application's package and script are in its container only.
+    app, plain = containers["app"], containers["ct"]
+    assert inside(app, "/bin/cat", "/etc/recon-app").strip() == "layered"
+    assert inside(app, "/usr/bin/dpkg-query", "-W", "-f=${Status}", "less").startswith("install ok")
+    assert inside(plain, "/bin/sh", "-c", "test -e /etc/recon-app || echo none").strip() == "none"
+    scene.converged()
 
 
 def test_a_built_vm_template_boots_to_its_guest_agent(
