@@ -26,9 +26,11 @@ RECON = str(Path(sys.executable).parent / "recon")
 SECRET = "zq7-unique-secret-value-4c1e9b"
 # Built templates and downloaded packages, shared by every test of a run and kept between runs
 # (builds are content-addressed: a test never gets another spec's build).
+# RECON_TEST_CACHE puts them elsewhere (several checkouts of the repository can share one).
+CACHE = Path(os.environ.get("RECON_TEST_CACHE") or ROOT / ".cache")
 BUILD_ENV = {
-    "RECON_TEMPLATE_CACHE": str(ROOT / ".cache" / "templates"),
-    "RECON_APT_CACHE": str(ROOT / ".cache" / "apt"),
+    "RECON_TEMPLATE_CACHE": str(CACHE / "templates"),
+    "RECON_APT_CACHE": str(CACHE / "apt"),
 }
 # Also for the providers tests open in this process.
 os.environ.update(BUILD_ENV)
