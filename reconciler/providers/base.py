@@ -142,6 +142,16 @@ class NotOwnedError(ProviderError):
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """A command run inside a guest (its agent, or a container's namespaces): what it printed
+    and how it ended."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
 class Provider(Protocol):
     name: str
 
