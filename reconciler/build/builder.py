@@ -56,6 +56,8 @@ VM_BASE = ("systemd-sysv", "dbus", "udev", "iproute2", "qemu-guest-agent")
 _KERNEL = {"x86_64": "linux-image-cloud-amd64", "aarch64": "linux-image-cloud-arm64"}
 _DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "i386", "ppc64le": "ppc64el"}
 TOOLS = ("mmdebstrap", "genext2fs", "qemu-img")
+# The process groups of a build's steps, in its work directory.
+_GROUPS = ".groups"
 _INSTALL_HINT = "apt-get install mmdebstrap genext2fs qemu-utils (scripts/bootstrap does)"
 
 
@@ -249,7 +251,7 @@ def _build(
             "LC_ALL": "C.UTF-8",
         }
         progress(f"{recipe.ref}: building {fmt} from {len(packages)} packages (mmdebstrap)")
-        _run(cmd, env, recipe.ref, progress)
+        _run(cmd, env, recipe.ref, progress, work)
         if fmt == "qcow2":
             image = work / "image.qcow2"
             _disk_image(archive, work, image, build_spec.disk_size, epoch, recipe.ref, progress)
@@ -320,8 +322,12 @@ def _customize_hooks(fmt: str, work: Path, scripts: Sequence[Path]) -> list[str]
     return [f"--customize-hook={hook}" for hook in hooks]
 
 
-def _run(cmd: list[str], env: dict[str, str], ref: str, progress: Progress) -> None:
-    """Run a build step; its last lines (apt's own words) make the error when it fails."""
+def _run(cmd: list[str], env: dict[str, str], ref: str, progress: Progress, work: Path) -> None:
+    """Run a build step; its last lines (apt's own words) make the error when it fails.
+
+    The step runs in a process group of its own (killed whole when recon gives up on it),
+    recorded in the work directory: a recon killed with -9 cannot kill it, so the next build
+    does (`_stop_groups`) before it removes what this one left."""
     tail: deque[str] = deque(maxlen=60)
     with subprocess.Popen(
         cmd,
@@ -334,6 +340,8 @@ def _run(cmd: list[str], env: dict[str, str], ref: str, progress: Progress) -> N
         start_new_session=True,
     ) as proc:
         assert proc.stderr is not None
+        with (work / _GROUPS).open("a") as groups:
+            groups.write(f"{proc.pid}\n")
         try:
             for line in proc.stderr:
                 line = line.rstrip()
@@ -391,9 +399,11 @@ def _disk_image(
         env,
         ref,
         progress,
+        work,
     )
     progress(f"{ref}: converting to qcow2")
-    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(image)], env, ref, progress)
+    cmd = ["qemu-img", "convert", "-O", "qcow2", str(raw), str(image)]
+    _run(cmd, env, ref, progress, work)
     raw.unlink()
     for name in ("vmlinuz", "initrd"):
         if not (work / name).is_file():
@@ -446,7 +456,34 @@ def _remove_if_unlocked(work: Path) -> None:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return  # a build is running there
+    _stop_groups(work)
     _remove(work)
+
+
+def _stop_groups(work: Path) -> None:
+    """Kill what a dead build's steps left running (an orphaned mmdebstrap goes on writing
+    into its work directory and mounting its chroot there). A recorded group is killed only
+    while one of its processes still works inside this directory, so a reused id is safe."""
+    try:
+        groups = {int(g) for g in (work / _GROUPS).read_text().split()}
+    except (OSError, ValueError):
+        return
+    inside = str(work.resolve())
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            group = int((proc / "stat").read_text().rpartition(")")[2].split()[2])
+            if group not in groups:
+                continue
+            places = [os.readlink(proc / "cwd"), os.readlink(proc / "root")]
+            places += (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if any(p.startswith(inside) or f"{inside}/" in p for p in places):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, 9)
+            groups.discard(group)
 
 
 def _remove(work: Path) -> None:
@@ -471,6 +508,7 @@ def _remove(work: Path) -> None:
 def _replace(work: Path, final: Path) -> None:
     """Move a finished build into place (an older build of the same revision goes)."""
     (work / ".lock").unlink(missing_ok=True)
+    (work / _GROUPS).unlink(missing_ok=True)
     if final.exists():
         old = final.with_name(f".old-{final.name}-{os.getpid()}")
         final.rename(old)
