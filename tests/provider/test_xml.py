@@ -234,6 +234,16 @@ VMS = {
         ],
         interfaces=[{"network": "lan", "model": "e1000"}, {"network": "wan", "model": "rtl8139"}],
     ),
+    # The CPU model shares <cpu> with the NUMA cell DIMM hotplug needs.
+    "cpu-model": lambda: vm(
+        name="cpu-1",
+        cpus=1,
+        memory="512Mi",
+        maxMemory="1Gi",
+        cpuModel="qemu64",
+        disks=[{"name": "sys", "pool": "default", "size": "1Gi"}],
+        interfaces=[{"network": "lan"}],
+    ),
 }
 
 
@@ -777,3 +787,15 @@ def test_parsers_refuse_malformed_and_wrong_roots(tag: str) -> None:
         PARSERS[tag](f"<{tag}><name>x</name>")
     with pytest.raises(ValueError, match="expected a"):
         PARSERS[tag]("<other><name>x</name></other>")
+
+
+@pytest.mark.parametrize("virtualization", ["kvm", "qemu"])
+def test_the_virtualization_type_asked_for_is_the_domain_type_and_reads_back(
+    virtualization: str,
+) -> None:
+    manifest = vm(name="tcg-1", cpus=1, memory="512Mi", virtualization=virtualization)
+    # Connected through the other driver, the domain still gets the type the manifest asks.
+    driver = "qemu" if virtualization == "kvm" else "kvm"
+    text = domain_xml(manifest, driver)
+    assert ET.fromstring(text).get("type") == virtualization
+    assert lx.parse_domain(text).fields["virtualization"] == virtualization
