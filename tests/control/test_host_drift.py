@@ -164,3 +164,22 @@ def test_a_guest_paused_behind_the_loops_back_is_resumed(
     )
     assert "fields=['state']" in loop.wait_log("drift")
     assert loop.stop() == 0
+
+
+def test_a_guest_whose_manifest_leaves_state_out_is_started_again_after_a_stop(
+    recon: Recon, manifests: Path, start_loop: StartLoop, other_tool: OtherTool
+) -> None:
+    # `state` defaults to Running: recon starts such a guest when it creates it, so one
+    # stopped behind its back is drift as if the manifest said so.
+    for path in (manifests / "vms" / "web-1.yaml", manifests / "containers" / "cache-1.yaml"):
+        text = path.read_text()
+        assert "  state: Running\n" in text
+        path.write_text(text.replace("  state: Running\n", ""))
+    recon.ok("apply", "-f", manifests)
+    stop_guests(recon, other_tool, "web-1", "cache-1")
+    planned = recon("diff", "-f", manifests)
+    assert planned.returncode == 1, planned.stdout
+    assert planned.stdout.count("state: Stopped -> Running") == 2, planned.stdout
+    loop = start_loop("watch", "-f", manifests, "--resync", "600")
+    loop.wait_host(lambda: running(recon, WEB) and running(recon, CACHE))
+    loop.wait_status(lambda s: settled(s, EXAMPLES))
