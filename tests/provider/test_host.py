@@ -4,9 +4,9 @@ switch, and container root filesystems."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -124,23 +124,48 @@ def test_ksm_run_switch(tmp_path: Path) -> None:
 @pytest.mark.skipif(
     not (shutil.which("mke2fs") and shutil.which("debugfs")), reason="needs e2fsprogs"
 )
-def test_container_root_filesystem_holds_the_template(tmp_path: Path) -> None:
+def test_container_roots_hold_the_template_with_its_xattrs_from_one_extraction(
+    tmp_path: Path,
+) -> None:
     tree = tmp_path / "tree"
     (tree / "sbin").mkdir(parents=True)
-    (tree / "sbin" / "init").write_text("#!/bin/sh\n")
-    (tree / "sbin" / "init").chmod(0o755)
+    init = tree / "sbin" / "init"
+    init.write_text("#!/bin/sh\n")
+    init.chmod(0o755)
+    try:
+        os.setxattr(init, "user.recon-test", b"kept")
+    except OSError as exc:
+        pytest.skip(f"this filesystem has no user xattrs: {exc}")
     archive = tmp_path / "t.tar"
-    with tarfile.open(archive, "w") as tar:
-        tar.add(tree, arcname=".")
-    image = tmp_path / "root.raw"
-    with image.open("wb") as fh:
-        fh.truncate(16 << 20)
-    lh.make_root_filesystem(image, archive)
-    listing = subprocess.run(
-        ["debugfs", "-R", "ls -l /sbin", str(image)], capture_output=True, text=True, check=True
-    ).stdout
-    assert "init" in listing
-    assert not list(tmp_path.glob(".recon-root-*")), "the unpacked tree is left behind"
+    # As mmdebstrap writes a template: GNU tar with the extended attributes.
+    subprocess.run(
+        ["tar", "--xattrs", "--xattrs-include=*", "-cf", str(archive), "-C", str(tree), "."],
+        check=True,
+    )
+    base = tmp_path / "trees"
+    base.mkdir()
+    (base / ".recon-tree-999999999-left").mkdir()  # a killed recon's
+    trees = lh.RootTrees(base)
+    images = [tmp_path / "a.raw", tmp_path / "b.raw"]
+    for image in images:
+        with image.open("wb") as fh:
+            fh.truncate(16 << 20)
+        lh.make_root_filesystem(image, archive, trees)
+    assert len(list(base.glob(".recon-tree-*"))) == 1, "not one tree for both roots"
+    for image in images:
+        listing = subprocess.run(
+            ["debugfs", "-R", "ls -l /sbin", str(image)], capture_output=True, text=True, check=True
+        ).stdout
+        assert "init" in listing
+        attr = subprocess.run(
+            ["debugfs", "-R", "ea_get /sbin/init user.recon-test", str(image)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "kept" in attr, attr
+    trees.clear()
+    assert not list(base.glob(".recon-tree-*")), "the unpacked tree is left behind"
 
 
 def test_a_broken_template_is_a_host_command_error(tmp_path: Path) -> None:
@@ -148,5 +173,7 @@ def test_a_broken_template_is_a_host_command_error(tmp_path: Path) -> None:
     archive.write_bytes(b"not a tar")
     image = tmp_path / "root.raw"
     image.write_bytes(b"")
+    trees = lh.RootTrees(tmp_path / "trees")
     with pytest.raises(lh.HostCommandError, match="tar"):
-        lh.make_root_filesystem(image, archive)
+        lh.make_root_filesystem(image, archive, trees)
+    assert not list((tmp_path / "trees").glob(".recon-tree-*"))

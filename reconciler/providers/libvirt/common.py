@@ -29,6 +29,7 @@ from reconciler.providers.base import (
     UnsupportedError,
 )
 from reconciler.providers.libvirt.embedded import EmbeddedHost
+from reconciler.providers.libvirt.host import RootTrees
 
 T = TypeVar("T")
 
@@ -60,6 +61,8 @@ class Host:
     embedded: EmbeddedHost | None
     # recon's home: where built templates wait to be uploaded ($RECON_HOME/templates).
     home: Path | None = None
+    # Template archives extracted for the container roots this provider makes.
+    trees: RootTrees | None = None
 
 
 @contextmanager

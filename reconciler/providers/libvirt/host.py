@@ -17,7 +17,9 @@ Paths are parameters so that tests can point them at a scratch tree.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -226,11 +228,51 @@ def _run(args: list[str]) -> None:
         raise HostCommandError(f"{args[0]}: {done.stderr.strip() or done.returncode}")
 
 
-def make_root_filesystem(image: Path, archive: Path) -> None:
+class RootTrees:
+    """Template archives extracted once for every container root one provider makes: mke2fs
+    -d only reads a tree, so N new containers from one template cost one extraction and N
+    mke2fs runs. Each tree sits in a private directory under `base` named with this process's
+    id (a tree a killed recon left is removed by the next one), and all go at `clear()`."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._trees: dict[tuple[str, int, int], Path] = {}
+
+    def tree(self, archive: Path) -> Path:
+        st = archive.stat()
+        key = (str(archive.resolve()), st.st_size, st.st_mtime_ns)
+        found = self._trees.get(key)
+        if found is not None and found.is_dir():
+            return found
+        self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._sweep()
+        tree = Path(tempfile.mkdtemp(prefix=f".recon-tree-{os.getpid()}-", dir=self.base))
+        try:
+            # File capabilities and ACLs are extended attributes: the template's tar keeps
+            # them, and the container's root must too.
+            xattrs = ("--xattrs", "--xattrs-include=*")
+            _run(["tar", "-x", "--numeric-owner", *xattrs, "-f", str(archive), "-C", str(tree)])
+        except BaseException:
+            shutil.rmtree(tree, ignore_errors=True)
+            raise
+        self._trees[key] = tree
+        return tree
+
+    def clear(self) -> None:
+        for tree in self._trees.values():
+            shutil.rmtree(tree, ignore_errors=True)
+        self._trees.clear()
+
+    def _sweep(self) -> None:
+        for old in self.base.glob(".recon-tree-*"):
+            pid = old.name.split("-")[2] if old.name.count("-") >= 3 else ""
+            if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def make_root_filesystem(image: Path, archive: Path, trees: RootTrees) -> None:
     """Turn image (a sparse raw file of the root's size) into an ext4 filesystem holding the
     files of archive (a tar of a root tree). mke2fs -d fills it from a directory, so nothing
-    is mounted on the host; tar keeps owners and modes as root extracts them, and refuses
-    members that would land outside the directory."""
-    with tempfile.TemporaryDirectory(prefix=".recon-root-", dir=image.parent) as tree:
-        _run(["tar", "-x", "--numeric-owner", "-f", str(archive), "-C", tree])
-        _run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", tree, str(image)])
+    is mounted on the host; tar keeps owners, modes and extended attributes as root extracts
+    them, and refuses members that would land outside the directory."""
+    _run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(trees.tree(archive)), str(image)])

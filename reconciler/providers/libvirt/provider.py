@@ -92,6 +92,7 @@ class LibvirtProvider:
             self.local,
             self.embedded,
             home or default_home(),
+            lh.RootTrees((home or default_home()) / "trees"),
         )
 
     def _driver_and_capabilities(self) -> tuple[str, dict[str, bool]]:
@@ -144,6 +145,8 @@ class LibvirtProvider:
             return False
 
     def flush(self) -> None:
+        if self.host.trees is not None:
+            self.host.trees.clear()
         if self.embedded is not None:
             with host_errors("cannot save the embedded host"):
                 self.embedded.flush(self.conn)

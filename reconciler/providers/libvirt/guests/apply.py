@@ -182,7 +182,7 @@ def _guest_volumes(
                 pool, lx.build_volume(vol_name, capacity=size, fmt=fmt, backing=backing)
             )
             if root_from is not None:
-                lxc.make_root(vol, root_from)
+                lxc.make_root(host, vol, root_from)
             if backing is not None:
                 backings[disk_name] = backing.path
         else:

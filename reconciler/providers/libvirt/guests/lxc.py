@@ -50,12 +50,18 @@ def _appcache(host: Host, manifest: Container, context: ApplyContext) -> Path:
     return artifact.image
 
 
-def make_root(vol: libvirt.virStorageVol, archive: Path) -> None:
+def make_root(host: Host, vol: libvirt.virStorageVol, archive: Path) -> None:
     """Fill the new raw root volume. A root that could not be made is deleted again, so that
     the next run makes it rather than starting a container on an empty disk."""
+    # The provider's trees outlive this root (the next container reuses them); a Host made
+    # without them gets trees of its own for this root alone.
+    trees = host.trees or lh.RootTrees(Path(vol.path()).parent)
     try:
-        lh.make_root_filesystem(Path(vol.path()), archive)
+        lh.make_root_filesystem(Path(vol.path()), archive, trees)
     except lh.HostCommandError as exc:
         with suppress(libvirt.libvirtError):
             vol.delete(0)
         raise ProviderError(f"making the container's root filesystem failed: {exc}") from None
+    finally:
+        if host.trees is None:
+            trees.clear()
