@@ -49,7 +49,12 @@ def list_templates(ctx: click.Context, output: str) -> None:
             continue
         record = obs.stamp.record
         applied = obs.stamp.applied
-        on_host.add(str(record.get("artifact", "")))
+        on_host.add(str(record.get("artifact", ""))[:12])
+        # Older images kept for the disks made from them: their builds are on the host too.
+        on_host.update(
+            str(image).removeprefix(f"template-{ref.name}-")[:12]
+            for image in record.get("images", ())
+        )
         rows.append(
             {
                 "name": ref.name,
@@ -61,12 +66,16 @@ def list_templates(ctx: click.Context, output: str) -> None:
                 "digest": record.get("digest"),
                 "builtAt": record.get("builtAt"),
                 "size": record.get("size"),
-                "usedBy": len(obs.in_use_by),
+                "disks": len(obs.in_use_by),
+                # The guests whose disks back onto it (a kept disk has none).
+                "usedBy": sorted(
+                    {str(u) for path in obs.in_use_by for u in observation.users_of(path)}
+                ),
                 "images": len(record.get("images", [])) or 1,
             }
         )
     for artifact in entries(home):
-        if artifact.id in on_host:
+        if artifact.id[:12] in on_host:
             continue
         rows.append(
             {
@@ -79,7 +88,8 @@ def list_templates(ctx: click.Context, output: str) -> None:
                 "digest": f"sha256:{artifact.digest}",
                 "builtAt": artifact.built_at,
                 "size": artifact.size,
-                "usedBy": 0,
+                "disks": 0,
+                "usedBy": [],
                 "images": 0,
             }
         )
@@ -104,7 +114,7 @@ def list_templates(ctx: click.Context, output: str) -> None:
                 str(row["builtAt"] or "-"),
                 _age(row["builtAt"]),
                 _size(row["size"]),
-                f"{row['usedBy']} disk(s)",
+                _used_by(row["disks"], row["usedBy"]),
             ]
         )
     click.echo(table(lines))
@@ -187,3 +197,11 @@ def _size(size: Any) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{size} B"
+
+
+def _used_by(disks: int, guests: list[str]) -> str:
+    """The guests on the image, or how many disks (kept ones, whose guests are gone)."""
+    if guests:
+        more = f" +{len(guests) - 3}" if len(guests) > 3 else ""
+        return ", ".join(g.partition("/")[2] for g in guests[:3]) + more
+    return f"{disks} disk(s)" if disks else "-"

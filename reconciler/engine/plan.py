@@ -212,11 +212,12 @@ def _spare_in_use(
     notes: list[str] = []
     freed: set[str] = set()
     rank = {"VirtualMachine": 0, "Container": 0, "Template": 1, "StoragePool": 2}
+    pruned = {c.ref for c in deletes}
     for change in sorted(deletes, key=lambda c: rank.get(c.ref.kind, 0)):
         obs = observation.objects[change.ref]
         left = [p for p in obs.in_use_by if p not in freed]
         if left:
-            notes.append(_in_use_note(change.ref, left))
+            notes.append(_in_use_note(change.ref, left, observation, pruned))
             continue
         kept.append(change)
         if change.ref.kind not in GUESTS or delete_volumes:
@@ -224,8 +225,22 @@ def _spare_in_use(
     return kept, notes
 
 
-def _in_use_note(ref: ResourceRef, paths: list[str]) -> str:
-    names = ", ".join(p.rsplit("/", 1)[-1] for p in paths[:3])
+def _in_use_note(
+    ref: ResourceRef, paths: list[str], observation: Observation, pruned: set[ResourceRef]
+) -> str:
+    def named(path: str) -> str:
+        # Whose disk it is: a guest that stays, one this prune deletes (its disk kept), none.
+        users = observation.users_of(path)
+        staying = [str(u) for u in users if u not in pruned]
+        if staying:
+            whose = ", ".join(staying)
+        elif users:
+            whose = f"kept after {', '.join(str(u) for u in users)} is pruned"
+        else:
+            whose = "kept, no guest"
+        return f"{path.rsplit('/', 1)[-1]} ({whose})"
+
+    names = ", ".join(named(p) for p in paths[:3])
     if len(paths) > 3:
         names += f" and {len(paths) - 3} more"
     if ref.kind == "Template":

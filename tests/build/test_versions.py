@@ -128,6 +128,11 @@ def test_a_new_revision_is_a_new_image_and_old_ones_go_with_their_last_disk(
     assert old_image in host and new_image in host
     listed = {o["name"]: o for o in recon.get("vm", "-o", "json")}
     assert set(listed) == {"vm-a", "vm-b"}
+    # vzpkg list: the guests on the template's images, old and new.
+    templates = json.loads(recon.ok("template", "list", "-o", "json", env=env).stdout)
+    (row,) = [t for t in templates["templates"] if t["name"] == "base"]
+    assert row["usedBy"] == ["VirtualMachine/vm-a", "VirtualMachine/vm-b"], row
+    assert "vm-a, vm-b" in recon.ok("template", "list", env=env).stdout
     # vm-a keeps the first build (image and kernel), vm-b gets the second.
     assert f"template-base-{first['artifact'][:12]}.vmlinuz" in host
     assert f"template-base-{second['artifact'][:12]}.vmlinuz" in host
@@ -149,9 +154,13 @@ def test_a_new_revision_is_a_new_image_and_old_ones_go_with_their_last_disk(
         old.unlink()
     (d / "pool.yaml").write_text(REST.format(pool=tmp_path / "pool"))
     result = recon.ok("apply", "-f", d, "--prune", "--yes", env=env)
-    assert "Template/base is not pruned: its image is the backing file of vm-b_root.qcow2" in (
-        output(result)
-    )
+    assert (
+        "Template/base is not pruned: its image is the backing file of vm-b_root.qcow2 "
+        "(kept after VirtualMachine/vm-b is pruned)"
+    ) in output(result)
+    # The next prune: the disk belongs to no guest any more, and the note says so.
+    again = recon.ok("apply", "-f", d, "--prune", "--yes", env=env)
+    assert "vm-b_root.qcow2 (kept, no guest)" in output(again)
     assert new_image in recon.host_xml.read_text()
 
 
