@@ -63,3 +63,13 @@ def complete_name(
 
     names = host_names(ctx, ctx.params.get("kind"))
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def complete_guest(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The guests on the host (VMs and containers), for exec, enter and console."""
+    from click.shell_completion import CompletionItem
+
+    names = [*host_names(ctx, "VirtualMachine"), *host_names(ctx, "Container")]
+    return [CompletionItem(n) for n in sorted(set(names)) if n.startswith(incomplete)]
