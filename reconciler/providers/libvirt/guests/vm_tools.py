@@ -55,12 +55,12 @@ def exec_in_vm(host: Host, dom: libvirt.virDomain, argv: list[str], timeout: flo
 def console_argv(host: Host, dom: libvirt.virDomain) -> list[str]:
     """`virsh console` on the VM's serial port (every VM recon defines on QEMU has one)."""
     name = dom.name()
+    if not dom.isActive():
+        raise GuestNotRunning(f"{name} is not running: no console to attach to", "start it first")
     if host.driver not in ("qemu", "kvm"):
         raise UnsupportedError(
             f"{name}: the {host.driver} driver has no serial console to attach to"
         )
-    if not dom.isActive():
-        raise GuestNotRunning(f"{name} is not running: no console to attach to")
     if "<serial" not in dom.XMLDesc(0):
         raise ProviderError(
             f"{name} has no serial port",
@@ -72,6 +72,8 @@ def console_argv(host: Host, dom: libvirt.virDomain) -> list[str]:
 
 def _need_agent(host: Host, dom: libvirt.virDomain, doing: str) -> None:
     name = dom.name()
+    if not dom.isActive():
+        raise GuestNotRunning(f"{name} is not running: cannot {doing}", "start it first")
     if not host.capabilities.get("guest-agent"):
         raise UnsupportedError(
             f"{name}: cannot {doing}: "
@@ -82,8 +84,6 @@ def _need_agent(host: Host, dom: libvirt.virDomain, doing: str) -> None:
             ),
             "use a real host (--connect qemu:///system)",
         )
-    if not dom.isActive():
-        raise GuestNotRunning(f"{name} is not running: cannot {doing}", "start it first")
 
 
 def vm_settings(
