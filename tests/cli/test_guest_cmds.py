@@ -136,3 +136,11 @@ def test_get_lists_no_agent_for_a_stopped_guest(guests: Recon) -> None:
     shown = json.loads(guests.ok("get", "vm", "down", "-o", "json").stdout)
     assert shown["status"]["running"] is False
     assert "agent" not in shown["status"]
+
+
+def test_the_words_after_the_double_dash_are_the_command(guests: Recon) -> None:
+    # `--` alone is no command (it is not sent to the guest as one).
+    result = guests("exec", "up", "--")
+    assert result.returncode == 2 and "give the command to run after --" in result.stderr
+    code, seen = on_terminal(guests, "enter", "up", "--", "ls", "-l")
+    assert code == 2 and "recon exec up -- ls -l" in seen, seen
