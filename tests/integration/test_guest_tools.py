@@ -160,34 +160,68 @@ def _tmux(*args: str) -> str:
     ).stdout
 
 
-def test_recon_console_gives_a_terminal_on_the_serial_console(
+class Terminal:
+    """A recon command in a tmux window, typed into and read as a person would."""
+
+    def __init__(self, scene: Scene, session: str, *args: str) -> None:
+        self.session = session
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
+        env.update(RECON_HOME=str(scene.recon.home), NO_COLOR="1")
+        command = " ".join([RECON, "--connect", scene.host.uri, *args])
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30", command],
+            check=True,
+            env=env,
+            timeout=30,
+        )
+
+    def screen(self) -> str:
+        return _tmux("capture-pane", "-p", "-t", self.session)
+
+    def type(self, text: str) -> None:
+        _tmux("send-keys", "-t", self.session, "-l", text)
+        _tmux("send-keys", "-t", self.session, "Enter")
+
+    def wait_for(self, text: str, seconds: float = 120, poke: bool = False) -> str:
+        deadline = time.monotonic() + seconds
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if poke:
+                _tmux("send-keys", "-t", self.session, "Enter")
+            time.sleep(2)
+        pytest.fail(f"{text!r} did not show in the terminal:\n{screen}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.session], check=False, timeout=30)
+
+
+def test_console_and_enter_give_a_terminal_on_the_serial_console(
     host: Host, scene: Scene, example_templates: None
 ) -> None:
-    """`recon console` in a real terminal (tmux), as a person would: the guest's getty
-    answers on its serial port."""
+    """`recon console` and `recon enter` in a real terminal (tmux): the guest's getty answers
+    on its serial port, and the manifest's user logs in there with the manifest's password."""
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed (scripts/bootstrap installs it)")
-    vm = booted_vm(scene, guest={"hostname": f"{scene.prefix}-c"})
+    vm = booted_vm(scene, guest=guest_spec(f"{scene.prefix}-c"))
     scene.apply()
-    session = f"{scene.prefix}-console"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
-    command = f"RECON_HOME={scene.recon.home} NO_COLOR=1 {RECON} --connect {host.uri} console {vm}"
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30", command],
-        check=True,
-        env=env,
-        timeout=30,
-    )
+    console = Terminal(scene, f"{scene.prefix}-console", "console", vm)
     try:
-        screen = ""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            _tmux("send-keys", "-t", session, "Enter")
-            time.sleep(2)
-            screen = _tmux("capture-pane", "-p", "-t", session)
-            if "login:" in screen:
-                break
+        screen = console.wait_for("login:", poke=True)
         assert "Connected to domain" in screen, screen
-        assert "login:" in screen, screen
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False, timeout=30)
+        console.close()
+    enter = Terminal(scene, f"{scene.prefix}-enter", "enter", vm)
+    try:
+        enter.wait_for("login:", poke=True)
+        enter.type("admin")
+        enter.wait_for("Password:")
+        enter.type(SECRET)
+        enter.wait_for(f"admin@{scene.prefix}-c:~$")  # the shell's prompt
+        enter.type("echo recon-$((6*7)) $(id -un)")
+        screen = enter.wait_for("recon-42 admin")
+        assert SECRET not in screen  # a password is not echoed
+    finally:
+        enter.close()
