@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from typing import Any
@@ -63,6 +64,20 @@ def inside(scene: Scene, vm: str, *argv: str, env: dict[str, str] | None = None)
     result = scene.recon("exec", vm, "--", *argv, env=env)
     assert result.returncode == 0, output(result)
     return result.stdout
+
+
+def watching(scene: Scene, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`recon watch` of the scene, resyncing every few seconds."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
+    full.update(RECON_HOME=str(scene.recon.home), NO_COLOR="1", **env)
+    return subprocess.Popen(
+        [RECON, "--connect", scene.host.uri, "watch", *scene.files, "--resync", "3"],
+        cwd=scene.work,
+        env=full,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def shadow_hash(scene: Scene, vm: str) -> str:
@@ -123,6 +138,20 @@ def test_a_vm_gets_its_settings_and_recon_exec_runs_in_it(
     assert "hostname" in output(healed)
     assert inside(scene, vm, "hostname") == hostname + "\n"
     assert scene.recon("diff", *scene.files, env=changed).returncode == 0
+
+    # ... and so does the loop, at its next resync (no host event says a hostname changed).
+    inside(scene, vm, "hostname", "somebody-else")
+    watch = watching(scene, changed)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and watch.poll() is None:
+            if inside(scene, vm, "hostname") == hostname + "\n":
+                break
+            time.sleep(1)
+        assert inside(scene, vm, "hostname") == hostname + "\n", "recon watch did not heal it"
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        assert watch.wait(120) == 0
 
     # The serial console recon gives every VM, where `recon console` attaches.
     xml = host.live_xml(vm)
