@@ -111,7 +111,11 @@ def _decode(value: Any) -> bytes:
 
 
 def run(
-    dom: libvirt.virDomain, argv: Sequence[str], timeout: float, wait: float = SHORT_WAIT
+    dom: libvirt.virDomain,
+    argv: Sequence[str],
+    timeout: float,
+    wait: float = SHORT_WAIT,
+    doing: str | None = None,
 ) -> ExecResult:
     """argv run inside the guest by its agent (guest-exec with its output captured), waited
     for up to `timeout` seconds. The agent searches the guest's PATH for argv[0]. A finished
@@ -119,7 +123,7 @@ def run(
     name = dom.name()
     if not argv:
         raise ProviderError(f"{name}: no command given")
-    doing = f"run {argv[0]}"
+    doing = doing or f"run {argv[0]}"
     try:
         started = patiently(
             lambda: command(
@@ -140,13 +144,13 @@ def run(
         try:
             status = command(dom, "guest-exec-status", SHORT_WAIT, pid=pid)
         except libvirt.libvirtError as exc:
-            raise agent_error(name, exc, f"read the status of {argv[0]}") from None
+            raise agent_error(name, exc, doing) from None
         if status.get("exited"):
             break
         if time.monotonic() >= deadline:
             raise ExecTimeout(
-                f"{name}: {argv[0]} did not finish within {timeout:g} s; it may still run in "
-                f"the guest (pid {pid})",
+                f"{name}: cannot {doing}: {argv[0]} did not finish within {timeout:g} s; it "
+                f"may still run in the guest (pid {pid})",
                 "give it longer with --timeout",
             )
         time.sleep(_POLL)

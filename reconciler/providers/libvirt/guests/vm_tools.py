@@ -116,42 +116,51 @@ def vm_settings(
         return _recorded_only(host, dom, resource, users, context)
     name = dom.name()
     notes: list[str] = []
+    doing = "set " + ", ".join(
+        ([f"the hostname {hostname}"] if hostname else []) + [f"user {u.name}" for u in users]
+    )
     try:
         # A guest that was just started needs time to boot far enough to run its agent.
         agent.wait_for(dom, agent.BOOT_WAIT if started else agent.SHORT_WAIT)
         if hostname is not None:
-            _check(name, agent.run(dom, ["/bin/sh", "-c", _SET_HOSTNAME, "sh", hostname], 60))
+            doing = f"set the hostname {hostname}"
+            _check(name, doing, _inside(dom, _SET_HOSTNAME, hostname, doing))
             notes.append(f"hostname {hostname} set")
         for user in users:
-            made = _check(name, agent.run(dom, ["/bin/sh", "-c", _ADD_USER, "sh", user.name], 60))
+            doing = f"create the user {user.name}"
+            made = _check(name, doing, _inside(dom, _ADD_USER, user.name, doing))
             if made.stdout.strip() == b"created":
                 notes.append(f"user {user.name} created")
             if user.ssh_authorized_keys:
+                doing = f"set the ssh keys of {user.name}"
                 dom.authorizedSSHKeysSet(user.name, list(user.ssh_authorized_keys), 0)
                 notes.append(f"ssh keys of {user.name} set")
             if user.password is not None:
+                doing = f"set the password of {user.name}"
                 value = context.secrets[(resource.ref, f"guest.users[{user.name}].password")]
                 dom.setUserPassword(user.name, value, 0)
                 notes.append(f"password of {user.name} set")
     except (libvirt.libvirtError, ProviderError) as exc:
         # Not applied: the stamp must not say it was, or no later run would retry.
         _forget_applied(dom, "guest.")
-        error = (
-            exc
-            if isinstance(exc, ProviderError)
-            else agent.agent_error(name, exc, "apply its guest settings")
-        )
-        raise ProviderError(
-            f"{error} (after: {', '.join(notes) or 'nothing'})",
-            error.hint or "the next apply tries again",
-        ) from None
+        error = exc if isinstance(exc, ProviderError) else agent.agent_error(name, exc, doing)
+        done = f" (done before it: {', '.join(notes)})" if notes else ""
+        raise ProviderError(f"{error}{done}", error.hint or "the next apply tries again") from None
     return notes
 
 
-def _check(name: str, result: ExecResult) -> ExecResult:
+def _inside(dom: libvirt.virDomain, script: str, value: str, doing: str) -> ExecResult:
+    """A setting's script run by the guest's shell, the value as its $1."""
+    return agent.run(dom, ["/bin/sh", "-c", script, "sh", value], 60, doing=doing)
+
+
+def _check(name: str, doing: str, result: ExecResult) -> ExecResult:
     if result.exit_code != 0:
         said = (result.stderr or result.stdout).decode(errors="replace").strip()[-300:]
-        raise ProviderError(f"{name}: a guest setting failed inside the guest: {said}")
+        raise ProviderError(
+            f"{name}: cannot {doing}: it failed inside the guest (exit {result.exit_code}): "
+            + (said or "no output")
+        )
     return result
 
 
