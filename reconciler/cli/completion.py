@@ -30,15 +30,17 @@ def complete_kind(
     return [CompletionItem(w) for w in words if w.startswith(incomplete)]
 
 
-def host_names(ctx: click.Context, kind: str | None) -> list[str]:
-    """Names on the host (of KIND if given), or none when the host cannot be read."""
+def host_names(ctx: click.Context, kind: str | None, *more: str) -> list[str]:
+    """Names on the host (of KIND, or of any of the kinds given, if given), or none when the
+    host cannot be read."""
     from reconciler.providers.libvirt.embedded import default_home
     from reconciler.providers.registry import open_provider
 
     root = ctx.find_root().params
     uri: str | None = root.get("uri")
     home = Path(root.get("home") or default_home())
-    resolved = KIND_ALIASES.get(kind.lower()) if kind else None
+    # A word that names no kind filters nothing (it is still being typed).
+    wanted = {KIND_ALIASES[k.lower()] for k in (kind, *more) if k and k.lower() in KIND_ALIASES}
     if uri is None and not (home / "host.xml").is_file():
         return []  # a TAB must not create the embedded host
     try:
@@ -52,7 +54,7 @@ def host_names(ctx: click.Context, kind: str | None) -> list[str]:
     return sorted(
         ref.name
         for ref in objects
-        if ref.name and ref.kind != "HostPolicy" and (resolved is None or ref.kind == resolved)
+        if ref.name and ref.kind != "HostPolicy" and (not wanted or ref.kind in wanted)
     )
 
 
@@ -62,4 +64,14 @@ def complete_name(
     from click.shell_completion import CompletionItem
 
     names = host_names(ctx, ctx.params.get("kind"))
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def complete_guest(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The guests on the host (VMs and containers), for exec, enter and console."""
+    from click.shell_completion import CompletionItem
+
+    names = host_names(ctx, "VirtualMachine", "Container")
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]

@@ -21,6 +21,7 @@ from reconciler.cli.output import fail, print_json
 from reconciler.cli.render import echo_err, render_change, render_inventory, render_result
 from reconciler.cli.selection import select_observed, selector_option
 from reconciler.engine.apply import apply_plan
+from reconciler.engine.diff import GUESTS
 from reconciler.load.graph import sort_key
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import KINDS
@@ -69,7 +70,18 @@ def get(
     """
     with open_host(ctx, lock=False) as provider:
         observation = provider.observe()
-    objects = select_observed(_select(observation, kind, name), selector)
+        objects = select_observed(_select(observation, kind, name), selector)
+        if output != "table":
+            # What only a running guest can say (its agent's state, addresses, OS), asked
+            # of the guests shown only.
+            running = [o.ref for o in objects if o.running and o.ref.kind in GUESTS]
+            if running:
+                try:
+                    found = provider.guest_status(running)
+                except ReconError:
+                    found = {}  # the listing stands without it
+                for obs in objects:
+                    obs.extra.update(found.get(obs.ref, {}))
     if name and not objects:
         fail(f"{kind}/{name} does not match the selector '{selector}'", code=1)
     if output in ("table", "wide"):

@@ -2,7 +2,8 @@
 need no host (validate, schema), and the entry point `main()` (pyproject's `recon` script).
 
 The other verbs live in one module each by what they own: plan_cmds.py (diff, apply),
-inventory_cmds.py (get, delete), state_cmds.py (observe: the host's exported state) and
+inventory_cmds.py (get, delete), state_cmds.py (observe: the host's exported state),
+guest_cmds.py (exec, enter, console: into a guest) and
 control_cmds.py (watch, sync, status: the loop, imported only when named). This is the only
 module that imports a command module; what the commands share lives in modules that import
 none: host.py (opening the host), exported.py (an export instead), manifests.py (loading the
@@ -21,6 +22,7 @@ import click
 from reconciler import __version__
 from reconciler.cli.completion_cmds import completion
 from reconciler.cli.explain_cmds import explain
+from reconciler.cli.guest_cmds import console, enter, exec_
 from reconciler.cli.inventory_cmds import delete, get
 from reconciler.cli.manifests import FILES_HELP
 from reconciler.cli.output import fail, print_diagnostics, print_json
@@ -271,6 +273,9 @@ cli.add_command(observe)
 cli.add_command(explain)
 cli.add_command(completion)
 cli.add_command(template)
+cli.add_command(exec_)
+cli.add_command(enter)
+cli.add_command(console)
 
 
 def main() -> None:

@@ -137,6 +137,11 @@ def status(obs: Observed) -> dict[str, Any]:
             and how != "admission only"
             and not how.endswith("when running"),
         }
+        # What the guest itself says (its agent: VMs; its namespaces: containers), where
+        # it was asked: its agent's state, its addresses, its OS.
+        for key in ("agent", "agentError", "addresses", "os"):
+            if obs.extra.get(key) is not None:
+                out[key] = obs.extra[key]
     if obs.stamp is not None:
         out["stamp"] = {
             "file": obs.stamp.file,

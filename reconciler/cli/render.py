@@ -161,9 +161,13 @@ def observed_row(obs: Observed, wide: bool) -> list[str]:
             # How the host holds it: a cgroup, <min_guarantee>, or only recon's admission.
             how = obs.extra.get("guarantee", "admission only")
             guarantee = f"{format_quantity(obs.guaranteed_bytes)} ({how})"
+        addresses = obs.extra.get("addresses")
         row += [
             guarantee,
             word(f.get("autostart")),
+            # The guest's own word (its agent), asked by `get` for running guests.
+            str(obs.extra.get("agent") or "-"),
+            ",".join(addresses) if isinstance(addresses, list) and addresses else "-",
             obs.uuid or "-",
             (obs.stamp.revision or "-") if obs.stamp else "-",
             obs.stamp.file if obs.stamp else "-",
@@ -174,7 +178,7 @@ def observed_row(obs: Observed, wide: bool) -> list[str]:
 def render_inventory(observation: Observation, objects: Sequence[Observed], wide: bool) -> str:
     head = ["KIND", "NAME", "STATE", "CPUS", "MEMORY", "MANAGED"]
     if wide:
-        head += ["GUARANTEE", "AUTOSTART", "UUID", "REVISION", "FILE"]
+        head += ["GUARANTEE", "AUTOSTART", "AGENT", "ADDRESSES", "UUID", "REVISION", "FILE"]
     rows = [head] + [observed_row(o, wide) for o in objects]
     text = table(rows)
     if wide:

@@ -44,6 +44,8 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
         "volume-upload": False,
         "ksm": False,
         "guest-password": True,
+        # Nothing executes inside a test domain: no agent to run, set or read anything.
+        "guest-agent": False,
         "efi-firmware": True,
         "virt-type": False,
     },
@@ -59,6 +61,9 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
         "volume-upload": True,
         "ksm": True,
         "guest-password": True,
+        # The QEMU guest agent (every VM gets its channel): hostname, users, keys set and
+        # read back, commands run inside (recon exec).
+        "guest-agent": True,
         # Needs OVMF installed; the provider asks libvirt's domain capabilities.
         "efi-firmware": False,
         # The domain's type chosen per VM (kvm, or qemu for TCG).
@@ -74,6 +79,7 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
         "volume-upload": True,
         "ksm": True,
         "guest-password": False,
+        "guest-agent": False,
         "efi-firmware": False,
         "virt-type": False,
     },
@@ -85,6 +91,8 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
         "volume-upload": True,
         "ksm": False,
         "guest-password": True,
+        # Virtuozzo's guest tools are not reached through libvirt's QEMU agent calls.
+        "guest-agent": False,
         "efi-firmware": True,
         "virt-type": False,
     },
@@ -343,8 +351,8 @@ FEATURES: tuple[Feature, ...] = (
         {
             "test": _yes("setUserPassword (the test driver records it)"),
             "qemu": _yes(
-                "the QEMU guest agent: every VM gets its channel; the guest must run "
-                "qemu-guest-agent, or the apply fails and the password stays planned"
+                "the QEMU guest agent (setUserPassword): every VM gets its channel; the guest "
+                "must run qemu-guest-agent, or the apply fails and the password stays planned"
             ),
             "lxc": _na("containers have no guest users"),
             "vz": _yes("setUserPassword through Virtuozzo guest tools"),
@@ -355,7 +363,12 @@ FEATURES: tuple[Feature, ...] = (
         lambda m: _guest_hostname(m) + _ssh_keys(m),
         {
             "test": _warn("recorded in recon's stamp only; not applied to the guest yet"),
-            "qemu": _warn("recorded in recon's stamp only; not applied to the guest yet"),
+            "qemu": _yes(
+                "through the QEMU guest agent: hostname by guest-exec (/etc/hostname and the "
+                "running kernel's), users created if missing (useradd -m), keys by "
+                "authorizedSSHKeysSet; read back while the guest runs (agent hostname, "
+                "authorizedSSHKeysGet), so a change inside the guest is drift"
+            ),
             "lxc": _warn("recorded in recon's stamp only; not applied to the guest yet"),
             "vz": _warn("recorded in recon's stamp only; not applied to the guest yet"),
         },

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -140,6 +140,23 @@ class NotOwnedError(ProviderError):
     """An object with a wanted name exists on the host and recon did not create it."""
 
 
+class GuestNotRunning(ProviderError):
+    """The guest is not running: nothing inside it can be reached."""
+
+
+class AgentUnresponsive(ProviderError):
+    """The guest runs, but its agent does not answer (not installed, not started yet, hung)."""
+
+
+class ExecTimeout(ProviderError):
+    """A command inside the guest did not finish in time (it may still run there)."""
+
+
+# What a provider observes for a setting inside a guest it could not ask (its agent does not
+# answer): a value no manifest can hold, so that diff shows a difference, never a match.
+AGENT_UNKNOWN = "(unknown: the guest agent does not answer)"
+
+
 Progress = Callable[[str], None]
 
 
@@ -177,6 +194,26 @@ class Provider(Protocol):
 
     def flush(self) -> None:
         """Make every change so far durable (the end of a loop's pass)."""
+        ...
+
+    def exec(self, ref: ResourceRef, argv: list[str], timeout: float) -> ExecResult:
+        """argv run inside the guest (a VM's agent, a container's namespaces), waited for
+        up to timeout seconds. GuestNotRunning, AgentUnresponsive, ExecTimeout,
+        UnsupportedError, or ProviderError when the guest is not there."""
+        ...
+
+    def enter_argv(self, ref: ResourceRef, argv: list[str]) -> list[str]:
+        """The host command that gives a terminal inside the guest (argv, or its shell, in a
+        container; the serial console of a VM); the caller replaces itself with it."""
+        ...
+
+    def console_argv(self, ref: ResourceRef) -> list[str]:
+        """The host command that attaches a terminal to the guest's console."""
+        ...
+
+    def guest_status(self, refs: Sequence[ResourceRef]) -> dict[ResourceRef, dict[str, Any]]:
+        """What only the running guests among refs can say (agent state, addresses, OS),
+        asked one by one: for `get`, not for the bulk observation."""
         ...
 
     def close(self) -> None: ...

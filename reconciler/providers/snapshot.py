@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 from reconciler.providers.base import (
     ApplyContext,
+    ExecResult,
     HostFacts,
     Observation,
     Observed,
@@ -246,6 +247,24 @@ class SnapshotProvider:
         connection: Callable[[bool, str], None] | None = None,
     ) -> Callable[[], None]:
         return lambda: None
+
+    def _no_guest(self, ref: ResourceRef) -> HostStateError:
+        return HostStateError(
+            f"{ref.name}: {self.source} is an exported host state; nothing runs in it",
+            "run the command on the host (without --host-state)",
+        )
+
+    def exec(self, ref: ResourceRef, argv: list[str], timeout: float) -> ExecResult:
+        raise self._no_guest(ref)
+
+    def enter_argv(self, ref: ResourceRef, argv: list[str]) -> list[str]:
+        raise self._no_guest(ref)
+
+    def console_argv(self, ref: ResourceRef) -> list[str]:
+        raise self._no_guest(ref)
+
+    def guest_status(self, refs: Sequence[ResourceRef]) -> dict[ResourceRef, dict[str, Any]]:
+        return {}  # the export holds what the observation held, and no more
 
     def current(self) -> bool:
         return True

@@ -49,6 +49,9 @@ def test_tab_completes_names_from_the_host(recon: Recon, applied: Path) -> None:
     assert complete("recon get vm ", recon.home) == ["db-1", "web-1"]
     assert complete("recon delete ct c", recon.home) == ["cache-1"]
     assert complete("recon get net ", recon.home) == ["lan"]
+    # exec, enter and console take a guest: VMs and containers, nothing else.
+    assert complete("recon exec ", recon.home) == ["cache-1", "db-1", "web-1"]
+    assert complete("recon console w", recon.home) == ["web-1"]
 
 
 def test_tab_without_a_host_offers_no_names_and_creates_none(tmp_path: Path) -> None:

@@ -85,6 +85,15 @@ def test_the_provider_serves_the_export_and_refuses_to_apply(tmp_path: Path) -> 
     context = ApplyContext(resources={}, observation=provider.observe())
     with pytest.raises(HostStateError, match="cannot be changed"):
         provider.apply(change, None, context)
+    # Nothing runs in an export: no command, no terminal, no word from a guest.
+    vm = ResourceRef("VirtualMachine", "a")
+    with pytest.raises(HostStateError, match="nothing runs in it"):
+        provider.exec(vm, ["hostname"], 10)
+    with pytest.raises(HostStateError, match="nothing runs in it"):
+        provider.enter_argv(vm, [])
+    with pytest.raises(HostStateError, match="nothing runs in it"):
+        provider.console_argv(vm)
+    assert provider.guest_status([vm]) == {}
 
 
 def test_a_duplicate_object_is_refused() -> None:

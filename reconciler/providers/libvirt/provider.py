@@ -9,9 +9,10 @@ it acts, so an apply killed half way is finished by the next run rather than rep
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import libvirt
 
@@ -21,6 +22,7 @@ from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 from reconciler.providers.base import (
     ApplyContext,
+    ExecResult,
     HostFacts,
     Observation,
     Observed,
@@ -33,6 +35,7 @@ from reconciler.providers.libvirt.common import Host, host_errors
 from reconciler.providers.libvirt.embedded import EmbeddedHost
 from reconciler.providers.libvirt.guests import apply as guest_apply
 from reconciler.providers.libvirt.guests import observe as guest_observe
+from reconciler.providers.libvirt.guests import tools as guest_tools
 
 _DRIVERS = {"TEST": "test", "QEMU": "qemu", "LXC": "lxc", "VZ": "vz", "PARALLELS": "vz"}
 
@@ -180,8 +183,27 @@ class LibvirtProvider:
             templates.observe(seen, objects, self.host.home)
             networks.observe(self.host, objects)
             guest_observe.observe(self.host, objects, seen.by_path, self._domains)
+            guest_tools.observe_guests(self.host, objects)
             objects[host_policy.HOST_POLICY] = host_policy.observe(self.host, stats)
         return Observation(host=facts, objects=objects)
+
+    # --- inside a guest (guests/tools.py dispatches by driver) ---------------------------------
+
+    def exec(self, ref: ResourceRef, argv: list[str], timeout: float) -> ExecResult:
+        with host_errors(f"{ref.name}: running {argv[0] if argv else 'a command'}"):
+            return guest_tools.exec_in(self.host, ref, argv, timeout)
+
+    def enter_argv(self, ref: ResourceRef, argv: list[str]) -> list[str]:
+        with host_errors(f"{ref.name}: entering it"):
+            return guest_tools.enter_argv(self.host, ref, argv)
+
+    def console_argv(self, ref: ResourceRef) -> list[str]:
+        with host_errors(f"{ref.name}: its console"):
+            return guest_tools.console_argv(self.host, ref)
+
+    def guest_status(self, refs: Sequence[ResourceRef]) -> dict[ResourceRef, dict[str, Any]]:
+        with host_errors("reading the guests' status"):
+            return guest_tools.guest_status(self.host, list(refs))
 
     def apply(self, change: Change, resource: Resource | None, context: ApplyContext) -> str:
         try:

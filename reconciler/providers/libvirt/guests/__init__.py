@@ -6,6 +6,8 @@
 | `apply.py` | define, redefine, start, stop, shut down, delete; a guest's disks |
 | `live.py` | live memory and vCPU changes on a running guest (QEMU: DIMM hotplug) |
 | `guarantee.py` | a memory guarantee, read from and written to the guest's memory cgroup |
-| `agent.py` | settings inside the guest through its agent (user passwords) |
+| `tools.py` | guest tools by driver: containers (`container_tools.py`) or VMs (`vm_tools.py`) |
+| `vm_tools.py` | a VM's settings applied inside it and read back, exec, console, addresses |
+| `agent.py` | the QEMU guest agent's calls: waiting for it, guest-exec, its errors |
 | `lxc.py` | a container's root filesystem, made from its template's archive |
 """

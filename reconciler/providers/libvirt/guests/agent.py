@@ -1,92 +1,164 @@
-"""Settings inside a guest, through its agent: today the users' passwords of a VM."""
+"""The QEMU guest agent, as recon talks to it: waiting for it after a boot, raw agent commands
+(guest-exec and its status) through `libvirt_qemu.qemuAgentCommand`, and libvirt's agent
+errors turned into recon's.
+
+What is set and read through it lives in vm_tools.py; this module only carries the calls.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import libvirt
 
-from reconciler.model.fields import spec_hash
-from reconciler.model.kinds import VirtualMachine
-from reconciler.model.plan import Action, Change
-from reconciler.model.resource import Resource
-from reconciler.providers.base import ApplyContext, ProviderError
-from reconciler.providers.libvirt import xml as lx
-from reconciler.providers.libvirt.common import CONFIG, LIVE, Host
+from reconciler.providers.base import (
+    AgentUnresponsive,
+    ExecResult,
+    ExecTimeout,
+    GuestNotRunning,
+    ProviderError,
+    UnsupportedError,
+)
 
-# How long an unanswered guest agent is waited for after a start: a guest OS takes this long
-# to boot far enough to run qemu-guest-agent.
-_AGENT_WAIT = 30.0
+T = TypeVar("T")
+
+# How long an unanswered agent is waited for right after recon started the guest: a built
+# Debian template under TCG answers guest-ping 37-43 s after start on this kind of machine
+# (BACKENDS.md), a loaded host takes longer; KVM takes a few seconds. Bounded so that an
+# image without qemu-guest-agent fails the apply rather than hanging it.
+BOOT_WAIT = 180.0
+# A guest recon did not just start answers at once or not at all.
+SHORT_WAIT = 5.0
+# guest-exec-status polled this often while a command runs.
+_POLL = 0.2
 
 
-def guest_settings(
-    host: Host,
+def is_unresponsive(exc: libvirt.libvirtError) -> bool:
+    return bool(exc.get_error_code() == libvirt.VIR_ERR_AGENT_UNRESPONSIVE)
+
+
+def _no_channel(exc: libvirt.libvirtError) -> bool:
+    """The domain has no guest agent channel at all (libvirt: "not configured")."""
+    return exc.get_error_code() in (
+        libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+        libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+    ) or "not configured" in (exc.get_error_message() or "")
+
+
+def agent_error(name: str, exc: libvirt.libvirtError, doing: str) -> ProviderError:
+    """libvirt's error from an agent call as recon's, naming the guest and what was tried.
+    Messages are libvirt's: a password is an argument libvirt never echoes."""
+    message = exc.get_error_message() or str(exc)
+    if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID and "not running" in message:
+        return GuestNotRunning(
+            f"{name} is not running: cannot {doing}", "start it first (state: Running)"
+        )
+    if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+        return UnsupportedError(f"{name}: cannot {doing}: {message}")
+    if is_unresponsive(exc):
+        return AgentUnresponsive(
+            f"{name}: cannot {doing}: the guest agent does not answer ({message})",
+            "the guest must run qemu-guest-agent (recon's built VM templates do); a guest "
+            "still booting answers a little later",
+        )
+    if _no_channel(exc):
+        return UnsupportedError(
+            f"{name}: cannot {doing}: the domain has no guest agent channel ({message})",
+            "recon gives every VM it defines one; a VM defined elsewhere needs "
+            "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>",
+        )
+    return ProviderError(f"{name}: cannot {doing}: {message}")
+
+
+def command(dom: libvirt.virDomain, execute: str, timeout: float, **arguments: Any) -> Any:
+    """One raw agent command; its "return" value. Raises libvirt's error as it comes."""
+    import libvirt_qemu
+
+    payload: dict[str, Any] = {"execute": execute}
+    if arguments:
+        payload["arguments"] = arguments
+    reply = libvirt_qemu.qemuAgentCommand(dom, json.dumps(payload), max(1, round(timeout)), 0)
+    return json.loads(reply).get("return")
+
+
+def patiently(call: Callable[[], T], wait: float) -> T:
+    """call(), retried while the agent does not answer, for up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return call()
+        except libvirt.libvirtError as exc:
+            if not is_unresponsive(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(1.0)
+
+
+def wait_for(dom: libvirt.virDomain, wait: float) -> None:
+    """Until guest-ping is answered (libvirt errors after `wait` seconds, as they come)."""
+    patiently(lambda: command(dom, "guest-ping", SHORT_WAIT), wait)
+
+
+def _decode(value: Any) -> bytes:
+    try:
+        return base64.b64decode(value or "", validate=True)
+    except (binascii.Error, TypeError):
+        return b""
+
+
+def run(
     dom: libvirt.virDomain,
-    resource: Resource,
-    change: Change,
-    started: bool,
-    context: ApplyContext,
-) -> list[str]:
-    """Guest passwords through the guest agent, when they are new or changed."""
-    manifest = resource.manifest
-    if not isinstance(manifest, VirtualMachine) or manifest.spec.guest is None:
-        return []
-    touched = change.action in (Action.CREATE, Action.REPLACE) or any(
-        f.path.startswith("guest.users") or f.path == "state" for f in change.fields
-    )
-    if not touched:
-        return []
-    notes = []
-    for user in manifest.spec.guest.users:
-        if user.password is None:
-            continue
-        key = f"guest.users[{user.name}].password"
-        if not host.capabilities.get("guest-password"):
-            # The stamp must not claim a value that never reached the guest.
-            _forget_applied(dom, key, fields=False)
-            notes.append(f"password of {user.name} not set: this host has no guest agent")
-            continue
-        value = context.secrets[(resource.ref, key)]
-        # A guest that was just started needs time to boot far enough to run its agent.
-        deadline = time.monotonic() + (_AGENT_WAIT if started and host.driver != "test" else 0)
-        while True:
-            try:
-                dom.setUserPassword(user.name, value, 0)
-                break
-            except libvirt.libvirtError as exc:
-                waiting = exc.get_error_code() == libvirt.VIR_ERR_AGENT_UNRESPONSIVE
-                if waiting and time.monotonic() < deadline:
-                    time.sleep(1.0)
-                    continue
-                # Not set: the stamp must not say it was, or no later run would retry.
-                _forget_applied(dom, "guest.users")
-                _forget_applied(dom, key)
-                # The message can never contain the value: libvirt does not echo it.
-                raise ProviderError(
-                    f"setting the password of {user.name} failed: {exc.get_error_message()}",
-                    "the guest must run qemu-guest-agent; the next apply tries again",
-                ) from None
-        notes.append(f"password of {user.name} set")
-    return notes
-
-
-def _forget_applied(dom: libvirt.virDomain, prefix: str, *, fields: bool = True) -> None:
-    """Drop fields (unless fields=False) and secret digests from the stamp's applied record:
-    what did not reach the guest."""
-    parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-    if parsed.stamp is None or parsed.kind is None:
-        return
-    applied = {
-        k: v for k, v in parsed.stamp.applied.items() if not (fields and k.startswith(prefix))
-    }
-    digests = {k: v for k, v in parsed.stamp.secrets.items() if not k.startswith(prefix)}
-    stamp = replace(parsed.stamp, spec_hash=spec_hash(applied), applied=applied, secrets=digests)
-    flags = CONFIG | (LIVE if dom.isActive() else 0)
-    dom.setMetadata(
-        libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-        lx.stamp_metadata_xml(stamp, parsed.kind),
-        "recon",
-        lx.NS,
-        flags,
-    )
+    argv: Sequence[str],
+    timeout: float,
+    wait: float = SHORT_WAIT,
+    doing: str | None = None,
+) -> ExecResult:
+    """argv run inside the guest by its agent (guest-exec with its output captured), waited
+    for up to `timeout` seconds. The agent searches the guest's PATH for argv[0]. A finished
+    command's status can be read once only (BACKENDS.md): it is read until it says exited."""
+    name = dom.name()
+    if not argv:
+        raise ProviderError(f"{name}: no command given")
+    doing = doing or f"run {argv[0]}"
+    try:
+        started = patiently(
+            lambda: command(
+                dom,
+                "guest-exec",
+                SHORT_WAIT,
+                path=argv[0],
+                arg=list(argv[1:]),
+                **{"capture-output": True},
+            ),
+            wait,
+        )
+    except libvirt.libvirtError as exc:
+        raise agent_error(name, exc, doing) from None
+    pid = int(started["pid"])
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = command(dom, "guest-exec-status", SHORT_WAIT, pid=pid)
+        except libvirt.libvirtError as exc:
+            raise agent_error(name, exc, doing) from None
+        if status.get("exited"):
+            break
+        if time.monotonic() >= deadline:
+            raise ExecTimeout(
+                f"{name}: cannot {doing}: {argv[0]} did not finish within {timeout:g} s; it "
+                f"may still run in the guest (pid {pid})",
+                "give it longer with --timeout",
+            )
+        time.sleep(_POLL)
+    if "signal" in status and "exitcode" not in status:
+        code = 128 + int(status["signal"])  # as a shell reports a command killed by a signal
+    else:
+        code = int(status.get("exitcode", 0))
+    err = _decode(status.get("err-data"))
+    if status.get("out-truncated") or status.get("err-truncated"):
+        err += b"recon: the guest agent truncated the command's output\n"
+    return ExecResult(code, _decode(status.get("out-data")), err)

@@ -21,7 +21,7 @@ from reconciler.providers.base import ApplyContext, ProviderError
 from reconciler.providers.libvirt import storage, templates
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, check_owned, lookup, make_stamp
-from reconciler.providers.libvirt.guests import agent, guarantee, live, lxc, observe
+from reconciler.providers.libvirt.guests import guarantee, live, lxc, observe, tools
 
 
 def apply_guest(
@@ -75,7 +75,7 @@ def apply_guest(
     notes += run_notes
     if dom.isActive():
         notes += guarantee.hold(host, dom, manifest)
-        notes += agent.guest_settings(host, dom, resource, change, started, context)
+        notes += tools.guest_settings(host, dom, resource, change, started, context)
     verb = {Action.CREATE: "defined", Action.REPLACE: "replaced"}.get(change.action, "updated")
     return ", ".join([verb, *notes])
 

@@ -191,6 +191,13 @@ def _build_vm(
         # a running guest later needs no restart to get it.
         channel = sub(devices, "channel", type="unix")
         sub(channel, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
+        # A serial port on a pty, and the console on it: what `recon console` (virsh
+        # console) attaches to. A built template's kernel logs and runs a getty there
+        # (console=ttyS0 in VM_CMDLINE).
+        serial = sub(devices, "serial", type="pty")
+        sub(serial, "target", port=0)
+        console = sub(devices, "console", type="pty")
+        sub(console, "target", type="serial", port=0)
 
 
 def _nth(items: Sequence[str | None], index: int) -> str | None:
