@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import shlex
 import shutil
 import subprocess
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.build import sources as src
+from reconciler.build import workdir
 from reconciler.load.validate import ScriptError, script_digests
 from reconciler.model.artifacts import (
     Artifact,
@@ -56,8 +56,6 @@ VM_BASE = ("systemd-sysv", "dbus", "udev", "iproute2", "qemu-guest-agent")
 _KERNEL = {"x86_64": "linux-image-cloud-amd64", "aarch64": "linux-image-cloud-arm64"}
 _DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "i386", "ppc64le": "ppc64el"}
 TOOLS = ("mmdebstrap", "genext2fs", "qemu-img")
-# The process groups of a build's steps, in its work directory.
-_GROUPS = ".groups"
 _INSTALL_HINT = "apt-get install mmdebstrap genext2fs qemu-utils (scripts/bootstrap does)"
 
 
@@ -209,7 +207,7 @@ def _build(
     root = cache_root(home)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     final = entry_dir(home, revision)
-    with _work_dir(root, final.name) as work:
+    with workdir.work_dir(root, final.name) as work:
         epoch = src.newest_epoch(state)
         fmt = spec.format
         base = (*VM_BASE, _KERNEL.get(spec.arch, "linux-image-generic"))
@@ -280,7 +278,7 @@ def _build(
         (work / "packages.txt").unlink(missing_ok=True)
         sources_file.unlink()
         (work / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        _replace(work, final)
+        workdir.replace(work, final)
     artifact = read_entry(final)
     assert artifact is not None
     return artifact
@@ -327,7 +325,7 @@ def _run(cmd: list[str], env: dict[str, str], ref: str, progress: Progress, work
 
     The step runs in a process group of its own (killed whole when recon gives up on it),
     recorded in the work directory: a recon killed with -9 cannot kill it, so the next build
-    does (`_stop_groups`) before it removes what this one left."""
+    does (`workdir.stop_groups`) before it removes what this one left."""
     tail: deque[str] = deque(maxlen=60)
     with subprocess.Popen(
         cmd,
@@ -340,7 +338,7 @@ def _run(cmd: list[str], env: dict[str, str], ref: str, progress: Progress, work
         start_new_session=True,
     ) as proc:
         assert proc.stderr is not None
-        with (work / _GROUPS).open("a") as groups:
+        with (work / workdir.GROUPS).open("a") as groups:
             groups.write(f"{proc.pid}\n")
         try:
             for line in proc.stderr:
@@ -422,97 +420,3 @@ def _packages(path: Path) -> dict[str, str]:
         if name:
             out[name] = version
     return out
-
-
-@contextlib.contextmanager
-def _work_dir(root: Path, name: str) -> Iterator[Path]:
-    """A fresh work directory for one build of `name`, locked while it runs; what a killed
-    build of any template left is removed first."""
-    for stale in root.glob(".build-*"):
-        if stale.is_dir():
-            _remove_if_unlocked(stale)
-    for old in root.glob(".old-*"):
-        shutil.rmtree(old, ignore_errors=True)
-    work = root / f".build-{name}-{os.getpid()}"
-    work.mkdir(mode=0o700)
-    lock = (work / ".lock").open("w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-        yield work
-    finally:
-        lock.close()
-        if work.exists():
-            _remove(work)
-
-
-def _remove_if_unlocked(work: Path) -> None:
-    try:
-        lock = (work / ".lock").open("a")
-    except OSError:
-        _remove(work)
-        return
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return  # a build is running there
-    _stop_groups(work)
-    _remove(work)
-
-
-def _stop_groups(work: Path) -> None:
-    """Kill what a dead build's steps left running (an orphaned mmdebstrap goes on writing
-    into its work directory and mounting its chroot there). A recorded group is killed only
-    while one of its processes still works inside this directory, so a reused id is safe."""
-    try:
-        groups = {int(g) for g in (work / _GROUPS).read_text().split()}
-    except (OSError, ValueError):
-        return
-    inside = str(work.resolve())
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            group = int((proc / "stat").read_text().rpartition(")")[2].split()[2])
-            if group not in groups:
-                continue
-            places = [os.readlink(proc / "cwd"), os.readlink(proc / "root")]
-            places += (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if any(p.startswith(inside) or f"{inside}/" in p for p in places):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, 9)
-            groups.discard(group)
-
-
-def _remove(work: Path) -> None:
-    """Delete a work directory, but never through a mount a killed mmdebstrap left in it
-    (its chroot's /proc, /sys, /dev): those are unmounted first, or the directory is left."""
-    prefix = str(work.resolve()) + "/"
-    mounts = []
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point.startswith(prefix):
-                mounts.append(point)
-    for point in sorted(mounts, key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            if line.split()[4].startswith(prefix):
-                return  # still mounted: leave it rather than delete through it
-    shutil.rmtree(work, ignore_errors=True)
-
-
-def _replace(work: Path, final: Path) -> None:
-    """Move a finished build into place (an older build of the same revision goes)."""
-    (work / ".lock").unlink(missing_ok=True)
-    (work / _GROUPS).unlink(missing_ok=True)
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{os.getpid()}")
-        final.rename(old)
-        work.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        work.rename(final)
