@@ -306,6 +306,9 @@ class ContainerSpec(Strict):
     swap: Quantity = 0
     disk: ContainerDisk
     hostname: Hostname | None = None
+    # Users, their passwords (by reference) and ssh keys, set inside the container; the
+    # hostname may sit here too (as on a VM), but only in one of the two places.
+    guest: Guest | None = None
     interfaces: list[ContainerInterface] = Field(default_factory=list, max_length=32)
     # Application templates layered on `template` (vzpkg's appcache): the root is made from
     # a cache of the OS template plus their packages. A change makes the root again.
