@@ -193,6 +193,30 @@ def domain_pid(driver: str, name: str, run: Path = LIBVIRT_RUN) -> int | None:
         return None
 
 
+def container_init_pid(name: str, run: Path = LIBVIRT_RUN, proc: Path = PROC) -> int | None:
+    """The pid (on this host) of a running LXC container's init: the child of the libvirt_lxc
+    controller libvirtd recorded for it. The controller's command line must name the
+    container, so a pid file left over from another container is never used."""
+    controller = domain_pid("lxc", name, run)
+    if controller is None:
+        return None
+    try:
+        argv = (proc / str(controller) / "cmdline").read_bytes().split(b"\0")
+        tasks = list((proc / str(controller) / "task").iterdir())
+    except OSError:
+        return None
+    if b"--name" not in argv or argv[argv.index(b"--name") + 1 :][:1] != [name.encode()]:
+        return None
+    for task in sorted(tasks):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        if children:
+            return int(children[0])
+    return None
+
+
 # --- KSM ---------------------------------------------------------------------------------------
 
 
@@ -229,8 +253,22 @@ def _run(args: list[str]) -> None:
 def make_root_filesystem(image: Path, archive: Path) -> None:
     """Turn image (a sparse raw file of the root's size) into an ext4 filesystem holding the
     files of archive (a tar of a root tree). mke2fs -d fills it from a directory, so nothing
-    is mounted on the host; tar keeps owners and modes as root extracts them, and refuses
-    members that would land outside the directory."""
+    is mounted on the host; tar keeps owners, modes and extended attributes as root extracts
+    them, and refuses members that would land outside the directory."""
     with tempfile.TemporaryDirectory(prefix=".recon-root-", dir=image.parent) as tree:
-        _run(["tar", "-x", "--numeric-owner", "-f", str(archive), "-C", tree])
+        # --xattrs: file capabilities (security.capability, e.g. ping's cap_net_raw) and ACLs
+        # are extended attributes, lost without it; mke2fs -d copies them into the image.
+        _run(
+            [
+                "tar",
+                "-x",
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-f",
+                str(archive),
+                "-C",
+                tree,
+            ]
+        )
         _run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", tree, str(image)])
