@@ -53,6 +53,8 @@ _LIVE = {
     "disks[].size",
     "disk.size",
     "swap",
+    # A container's hostname (a VM's is guest.hostname): set inside it, no restart.
+    "hostname",
     "guest.users[].password.valueFrom.env",
     "guest.users[].password.valueFrom.file",
     "guest.users[].sshAuthorizedKeys",

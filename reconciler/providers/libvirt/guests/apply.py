@@ -21,7 +21,14 @@ from reconciler.providers.base import ApplyContext, ProviderError
 from reconciler.providers.libvirt import storage, templates
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, check_owned, lookup, make_stamp
-from reconciler.providers.libvirt.guests import agent, guarantee, live, lxc, observe
+from reconciler.providers.libvirt.guests import (
+    agent,
+    container_tools,
+    guarantee,
+    live,
+    lxc,
+    observe,
+)
 
 
 def apply_guest(
@@ -76,6 +83,7 @@ def apply_guest(
     if dom.isActive():
         notes += guarantee.hold(host, dom, manifest)
         notes += agent.guest_settings(host, dom, resource, change, started, context)
+        notes += container_tools.container_settings(host, dom, resource, change, started, context)
     verb = {Action.CREATE: "defined", Action.REPLACE: "replaced"}.get(change.action, "updated")
     return ", ".join([verb, *notes])
 
