@@ -1,0 +1,179 @@
+"""Guest tools in containers on the real LXC driver (lxc:///system), with a container made from
+the built example container template (debian-12-minimal: systemd, passwd, iproute2).
+
+What runs inside runs through recon's own container_tools (nsenter on the container's init),
+called here directly; what recon plans and heals is checked through the `recon` command (diff
+and apply). The skip rules are the lxc fixture's (root, an LXC driver) and apply_or_skip's (a
+driver that cannot start containers on this host).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import libvirt
+import pytest
+
+from reconciler.providers.base import ExecResult, ProviderError
+from reconciler.providers.libvirt.common import Host as ProviderHost
+from reconciler.providers.libvirt.guests import container_tools
+from tests.conftest import output
+from tests.integration.conftest import Host, Scene, free_subnet
+from tests.integration.test_templates import built_template
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd8hVq3yYq0r6G7mTjUQ1Z4YpZ9c3m2GQ3pXl0iJx0k ops@desk"
+PASSWORD = "first-Ct-pw-7e1b2"
+NEW_PASSWORD = "second-Ct-pw-90ac4"
+
+
+def container(scene: Scene, **spec: Any) -> tuple[str, str]:
+    """A container from the built example template with a hostname, a user with a key and a
+    password (from CT_OPS_PASSWORD), on a NAT network at a fixed address; its name and its
+    address."""
+    pool = scene.pool()
+    template = built_template(scene, "debian-12-minimal")
+    subnet = free_subnet()
+    net = scene.put("Network", "net", {"mode": "nat", "ipv4": {"address": f"{subnet}.1/24"}})
+    name = scene.name("ct")
+    base: dict[str, Any] = {
+        "template": template,
+        "cpus": 1,
+        "memory": "256Mi",
+        "disk": {"pool": pool, "size": "1Gi"},
+        "hostname": f"{name}.example",
+        "guest": {
+            "users": [
+                {
+                    "name": "ops",
+                    "password": {"valueFrom": {"env": "CT_OPS_PASSWORD"}},
+                    "sshAuthorizedKeys": [KEY],
+                }
+            ]
+        },
+        "interfaces": [
+            {"network": net, "ipAddresses": [f"{subnet}.21/24"], "gateway": f"{subnet}.1"}
+        ],
+    }
+    base.update(spec)
+    scene.put("Container", "ct", base)
+    return name, f"{subnet}.21"
+
+
+def recon(scene: Scene, verb: str, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+    return scene.recon(verb, *scene.files, env={"CT_OPS_PASSWORD": password})
+
+
+def inside(lxc: Any, name: str, *argv: str, timeout: float = 30) -> ExecResult:
+    host = ProviderHost(lxc, lxc.getURI(), "lxc", {}, True, None)
+    return container_tools.exec_in_container(host, lxc.lookupByName(name), list(argv), timeout)
+
+
+def text(result: ExecResult) -> str:
+    assert result.exit_code == 0, result
+    return result.stdout.decode()
+
+
+def shadow(lxc: Any, name: str) -> str:
+    line = text(inside(lxc, name, "getent", "shadow", "ops")).strip()
+    return line.split(":")[1]
+
+
+@pytest.fixture
+def ct(host: Host, scene: Scene, example_templates: None, lxc: Any) -> tuple[str, str]:
+    """The container, applied and running."""
+    name, address = container(scene)
+    scene.write()
+    result = recon(scene, "apply")
+    if result.returncode != 0 and "libvirt_lxc startup" in result.stdout:
+        pytest.skip(f"the LXC driver cannot start containers on this host: {result.stdout}")
+    assert result.returncode == 0, output(result)
+    assert lxc.lookupByName(name).isActive()
+    return name, address
+
+
+def test_exec_returns_the_manifests_hostname_and_passes_the_exit_code_through(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    name, _ = ct
+    assert text(inside(lxc, name, "hostname")).strip() == f"{name}.example"
+    assert text(inside(lxc, name, "cat", "/etc/hostname")).strip() == f"{name}.example"
+    failed = inside(lxc, name, "sh", "-c", "echo to-stderr >&2; exit 3")
+    assert (failed.exit_code, failed.stderr) == (3, b"to-stderr\n")
+    missing = inside(lxc, name, "no-such-command")
+    assert missing.exit_code == 127
+    # recon's environment (its secrets among it) stays outside.
+    assert b"CT_OPS_PASSWORD" not in text(inside(lxc, name, "env")).encode()
+
+
+def test_a_command_past_its_timeout_is_killed_with_what_it_started(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    name, _ = ct
+    with pytest.raises(ProviderError, match="did not finish within 1s"):
+        inside(lxc, name, "sh", "-c", "sleep 300 & sleep 301", timeout=1)
+    left = inside(lxc, name, "sh", "-c", "ps -e -o args | grep '^sleep 30[01]' || true")
+    assert text(left) == ""
+
+
+def test_the_users_key_is_in_its_authorized_keys_with_its_owner_and_modes(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    name, _ = ct
+    assert text(inside(lxc, name, "cat", "/home/ops/.ssh/authorized_keys")) == KEY + "\n"
+    modes = text(
+        inside(lxc, name, "stat", "-c", "%U %a", "/home/ops/.ssh", "/home/ops/.ssh/authorized_keys")
+    )
+    assert modes.split("\n")[:2] == ["ops 700", "ops 600"]
+    assert recon(scene, "diff").returncode == 0
+
+
+def test_a_new_password_value_changes_the_users_shadow_entry(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    name, _ = ct
+    first = shadow(lxc, name)
+    assert first.startswith("$"), "no password hash was set"
+    plan = recon(scene, "diff", NEW_PASSWORD)
+    assert plan.returncode == 1, output(plan)
+    assert "guest.users[ops].password: (the value applied last) -> (a new value)" in plan.stdout
+    applied = recon(scene, "apply", NEW_PASSWORD)
+    assert applied.returncode == 0, output(applied)
+    assert shadow(lxc, name) != first
+    assert recon(scene, "diff", NEW_PASSWORD).returncode == 0
+    # Neither value is in what recon printed or in the domain (its stamp holds digests).
+    xml = lxc.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    for value in (PASSWORD, NEW_PASSWORD):
+        assert value not in output(plan) + output(applied) + xml
+
+
+def test_a_hostname_or_key_changed_inside_is_drift_that_apply_heals(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    name, _ = ct
+    inside(lxc, name, "hostname", "changed-inside")
+    inside(lxc, name, "sh", "-c", "echo 'ssh-rsa AAAAB3Nz added' >> /home/ops/.ssh/authorized_keys")
+    plan = recon(scene, "diff")
+    assert plan.returncode == 1, output(plan)
+    assert f"hostname: changed-inside (/etc/hostname: {name}.example) -> {name}.example" in (
+        plan.stdout
+    ), output(plan)
+    assert "guest.users[ops].sshAuthorizedKeys:" in plan.stdout
+    # Set inside, live: the container keeps running (no restart).
+    assert "(live)" in plan.stdout and "(restart)" not in plan.stdout
+    healed = recon(scene, "apply")
+    assert healed.returncode == 0, output(healed)
+    assert text(inside(lxc, name, "hostname")).strip() == f"{name}.example"
+    assert text(inside(lxc, name, "cat", "/home/ops/.ssh/authorized_keys")) == KEY + "\n"
+    assert recon(scene, "diff").returncode == 0
+
+
+def test_the_manifests_address_and_gateway_are_on_the_containers_interface(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    name, address = ct
+    addresses = text(inside(lxc, name, "ip", "-o", "-4", "addr", "show", "dev", "eth0"))
+    assert f"inet {address}/24" in addresses, addresses
+    gateway = address.rsplit(".", 1)[0] + ".1"
+    routes = text(inside(lxc, name, "ip", "-4", "route", "show", "default"))
+    assert f"default via {gateway} dev eth0" in routes, routes
