@@ -137,6 +137,9 @@ def status(obs: Observed) -> dict[str, Any]:
             and how != "admission only"
             and not how.endswith("when running"),
         }
+        if obs.extra.get("guest") is not None:
+            # Whether the settings inside a running container could be read back, and why not.
+            out["guest"] = obs.extra["guest"]
     if obs.stamp is not None:
         out["stamp"] = {
             "file": obs.stamp.file,

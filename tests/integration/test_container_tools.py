@@ -9,6 +9,7 @@ driver that cannot start containers on this host).
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any
 
@@ -177,3 +178,22 @@ def test_the_manifests_address_and_gateway_are_on_the_containers_interface(
     gateway = address.rsplit(".", 1)[0] + ".1"
     routes = text(inside(lxc, name, "ip", "-4", "route", "show", "default"))
     assert f"default via {gateway} dev eth0" in routes, routes
+
+
+def test_a_container_that_cannot_be_read_is_a_difference_and_says_why(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    name, _ = ct
+    status = json.loads(scene.recon.ok("get", "container", name, "-o", "json").stdout)["status"]
+    assert status["guest"] == "read"
+    # The read-back runs /bin/sh inside: without one, nothing can be read.
+    text(inside(lxc, name, "mv", "/bin/sh", "/bin/sh.away"))
+    try:
+        plan = recon(scene, "diff")
+        shown = json.loads(scene.recon.ok("get", "container", name, "-o", "json").stdout)
+    finally:
+        text(inside(lxc, name, "/usr/bin/mv", "/bin/sh.away", "/bin/sh"))
+    assert plan.returncode == 1, output(plan)
+    assert f"hostname: (none) -> {name}.example" in plan.stdout, output(plan)
+    assert shown["status"]["guest"].startswith("not readable:"), shown["status"]
+    assert recon(scene, "diff").returncode == 0
