@@ -10,7 +10,10 @@ driver that cannot start containers on this host).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
+import time
 from typing import Any
 
 import libvirt
@@ -197,3 +200,68 @@ def test_a_container_that_cannot_be_read_is_a_difference_and_says_why(
     assert f"hostname: (none) -> {name}.example" in plan.stdout, output(plan)
     assert shown["status"]["guest"].startswith("not readable:"), shown["status"]
     assert recon(scene, "diff").returncode == 0
+
+
+ENTER = """
+import os, sys
+import libvirt
+from reconciler.providers.libvirt.common import Host
+from reconciler.providers.libvirt.guests import container_tools
+conn = libvirt.open(sys.argv[1])
+host = Host(conn, sys.argv[1], "lxc", {}, True, None)
+argv = container_tools.enter_argv(host, conn.lookupByName(sys.argv[2]), [])
+conn.close()
+os.execvp(argv[0], argv)
+"""
+
+
+def test_enter_gives_a_login_shell_on_a_real_terminal(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    """As a person would: in tmux, type into the shell, interrupt a command, leave with a
+    status."""
+    if shutil.which("tmux") is None:
+        pytest.skip("needs tmux")
+    name, _ = ct
+    script = scene.work / "enter.py"
+    script.write_text(ENTER)
+    session = scene.name("tmux")
+
+    def tmux(*args: str) -> str:
+        done = subprocess.run(["tmux", *args], capture_output=True, text=True, check=True)
+        return done.stdout
+
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "30")
+    try:
+        tmux("set-option", "-t", session, "remain-on-exit", "on")
+        command = f"CT_OPS_PASSWORD=outside {sys.executable} {script} {lxc.getURI()} {name}"
+        tmux("respawn-pane", "-k", "-t", session, command)
+
+        def screen_has(what: str) -> str:
+            deadline = time.monotonic() + 30
+            shown = ""
+            while time.monotonic() < deadline:
+                shown = tmux("capture-pane", "-p", "-t", session)
+                if what in shown:
+                    return shown
+                time.sleep(0.2)
+            pytest.fail(f"{what!r} not on the screen:\n{shown}")
+
+        screen_has(f"root@{name}")  # bash's prompt from root's login shell, inside
+        tmux(
+            "send-keys",
+            "-t",
+            session,
+            'test -t 0 && echo "in=$0 ${CT_OPS_PASSWORD:-clean}"',
+            "Enter",
+        )
+        screen_has("in=-bash clean")
+        tmux("send-keys", "-t", session, "sleep 300", "Enter")
+        time.sleep(0.5)
+        tmux("send-keys", "-t", session, "C-c")
+        tmux("send-keys", "-t", session, "echo back; exit 4", "Enter")
+        shown = screen_has("Pane is dead")
+        assert "^C" in shown and "back" in shown
+        assert "status 4" in shown, shown
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
