@@ -201,11 +201,12 @@ def _guest_hostname(m: Manifest) -> list[FieldPath]:
 
 
 def _container_guest(m: Manifest) -> list[FieldPath]:
-    """A Container's settings inside it: hostname (in either place), users and their keys and
-    passwords."""
+    """A Container's settings inside it: hostname (in either place), resolver, users and their
+    keys and passwords."""
     if not isinstance(m, Container):
         return []
     out: list[FieldPath] = [("spec", "hostname")] if m.spec.hostname else []
+    out += [("spec", "dns")] if m.spec.dns is not None else []
     guest = m.spec.guest
     if guest is not None:
         out += [("spec", "guest", "hostname")] if guest.hostname else []
@@ -374,7 +375,7 @@ FEATURES: tuple[Feature, ...] = (
         },
     ),
     Feature(
-        "Container hostname, users, passwords, sshAuthorizedKeys",
+        "Container hostname, dns, users, passwords, sshAuthorizedKeys",
         _container_guest,
         {
             "test": _warn(
@@ -383,7 +384,8 @@ FEATURES: tuple[Feature, ...] = (
             "qemu": _na("QEMU runs no containers"),
             "lxc": _yes(
                 "set inside the running container through its namespaces (nsenter on its init, "
-                "local host only); hostname and keys are read back, so a change inside is drift"
+                "local host only); hostname, resolv.conf and keys are read back, so a change "
+                "inside is drift"
             ),
             "vz": _warn("recorded in recon's stamp only; not applied inside the container yet"),
         },

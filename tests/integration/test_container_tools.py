@@ -33,8 +33,8 @@ NEW_PASSWORD = "second-Ct-pw-90ac4"
 
 def container(scene: Scene, **spec: Any) -> tuple[str, str]:
     """A container from the built example template with a hostname, a user with a key and a
-    password (from CT_OPS_PASSWORD), on a NAT network at a fixed address; its name and its
-    address."""
+    password (from CT_OPS_PASSWORD), on a NAT network at a fixed address with its resolver; its
+    name and its address."""
     pool = scene.pool()
     template = built_template(scene, "debian-12-minimal")
     subnet = free_subnet()
@@ -58,6 +58,8 @@ def container(scene: Scene, **spec: Any) -> tuple[str, str]:
         "interfaces": [
             {"network": net, "ipAddresses": [f"{subnet}.21/24"], "gateway": f"{subnet}.1"}
         ],
+        # libvirt's dnsmasq answers on the NAT network's address.
+        "dns": {"nameservers": [f"{subnet}.1"], "search": ["example"]},
     }
     base.update(spec)
     scene.put("Container", "ct", base)
@@ -245,7 +247,8 @@ def test_enter_gives_a_login_shell_on_a_real_terminal(
                 if what in shown:
                     return shown
                 time.sleep(0.2)
-            pytest.fail(f"{what!r} not on the screen:\n{shown}")
+            processes = text(inside(lxc, name, "ps", "-e", "-o", "pid,ppid,stat,args"))
+            pytest.fail(f"{what!r} not on the screen:\n{shown}\ninside:\n{processes}")
 
         screen_has(f"root@{name}")  # bash's prompt from root's login shell, inside
         tmux(
@@ -257,11 +260,32 @@ def test_enter_gives_a_login_shell_on_a_real_terminal(
         )
         screen_has("in=-bash clean")
         tmux("send-keys", "-t", session, "sleep 300", "Enter")
-        time.sleep(0.5)
+        running = "ps -e -o args | grep -c '^sleep 300$' || true"
+        deadline = time.monotonic() + 30
+        while text(inside(lxc, name, "sh", "-c", running)).strip() != "1":
+            assert time.monotonic() < deadline, "sleep 300 did not start"
+            time.sleep(0.2)
         tmux("send-keys", "-t", session, "C-c")
+        screen_has("^C")
         tmux("send-keys", "-t", session, "echo back; exit 4", "Enter")
         shown = screen_has("Pane is dead")
         assert "^C" in shown and "back" in shown
         assert "status 4" in shown, shown
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+def test_the_manifests_resolver_is_the_containers_resolv_conf_and_an_edit_is_healed(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    name, address = ct
+    gateway = address.rsplit(".", 1)[0] + ".1"
+    resolv = text(inside(lxc, name, "cat", "/etc/resolv.conf"))
+    assert f"nameserver {gateway}\nsearch example\n" in resolv, resolv
+    inside(lxc, name, "sh", "-c", "echo 'nameserver 192.0.2.53' > /etc/resolv.conf")
+    plan = recon(scene, "diff")
+    assert plan.returncode == 1, output(plan)
+    assert f'dns.nameservers: ["192.0.2.53"] -> ["{gateway}"]  (live)' in plan.stdout, output(plan)
+    assert recon(scene, "apply").returncode == 0
+    assert f"nameserver {gateway}\n" in text(inside(lxc, name, "cat", "/etc/resolv.conf"))
+    assert recon(scene, "diff").returncode == 0

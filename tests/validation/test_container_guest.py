@@ -96,3 +96,19 @@ def test_a_bad_key_a_bad_user_name_and_an_unknown_field_are_each_named(tmp_path:
         "spec.guest.users[0].shell",
         "spec.guest.users[0].sshAuthorizedKeys[0]",
     ], [d.render() for d in diags]
+
+
+def test_a_resolver_needs_one_to_three_nameserver_addresses(tmp_path: Path) -> None:
+    found, diags = load(
+        tmp_path, container("users: []\n", "dns: {nameservers: [10.0.0.1], search: [lan]}\n")
+    )
+    assert not diags and found[0].spec.dns is not None
+    assert found[0].spec.dns.nameservers == ["10.0.0.1"]
+    for dns, field in (
+        ("dns: {nameservers: []}\n", "spec.dns.nameservers"),
+        ("dns: {nameservers: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4]}\n", "spec.dns.nameservers"),
+        ("dns: {nameservers: [dns.example]}\n", "spec.dns.nameservers[0]"),
+        ("dns: {nameservers: [10.0.0.1], search: [Bad_Domain]}\n", "spec.dns.search[0]"),
+    ):
+        found, diags = load(tmp_path, container("users: []\n", dns))
+        assert not found and [d.field for d in diags] == [field], [d.render() for d in diags]

@@ -8,4 +8,6 @@
 | `guarantee.py` | a memory guarantee, read from and written to the guest's memory cgroup |
 | `agent.py` | settings inside the guest through its agent (user passwords) |
 | `lxc.py` | a container's root filesystem, made from its template's archive |
+| `container_tools.py` | commands run in a container (nsenter on its init); `recon enter` |
+| `container_guest.py` | a container's hostname, DNS, users, keys, passwords: set, read back |
 """

@@ -23,7 +23,7 @@ from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, check_owned, lookup, make_stamp
 from reconciler.providers.libvirt.guests import (
     agent,
-    container_tools,
+    container_guest,
     guarantee,
     live,
     lxc,
@@ -83,7 +83,7 @@ def apply_guest(
     if dom.isActive():
         notes += guarantee.hold(host, dom, manifest)
         notes += agent.guest_settings(host, dom, resource, change, started, context)
-        notes += container_tools.container_settings(host, dom, resource, change, started, context)
+        notes += container_guest.container_settings(host, dom, resource, change, started, context)
     verb = {Action.CREATE: "defined", Action.REPLACE: "replaced"}.get(change.action, "updated")
     return ", ".join([verb, *notes])
 

@@ -13,7 +13,7 @@ from reconciler.model.refs import ResourceRef
 from reconciler.providers.base import Observed
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, unless_vanished
-from reconciler.providers.libvirt.guests import container_tools, guarantee
+from reconciler.providers.libvirt.guests import container_guest, guarantee
 
 # What the test driver keeps only in a running guest's definition.
 _DEFINITION_ONLY = ("memoryGuarantee", "swap")
@@ -104,7 +104,7 @@ def observe(
 def _container_guest(host: Host, dom: libvirt.virDomain, observed: Observed | None) -> None:
     """A running container's hostname and ssh keys, read from inside it (lxc only)."""
     if observed is not None:
-        observed.fields.update(container_tools.observe_container_guest(host, dom, observed))
+        observed.fields.update(container_guest.observe_container_guest(host, dom, observed))
 
 
 # libvirt's run states (virDomainState) as recon shows them. Only Running and Stopped can be
