@@ -289,3 +289,19 @@ def test_the_manifests_resolver_is_the_containers_resolv_conf_and_an_edit_is_hea
     assert recon(scene, "apply").returncode == 0
     assert f"nameserver {gateway}\n" in text(inside(lxc, name, "cat", "/etc/resolv.conf"))
     assert recon(scene, "diff").returncode == 0
+
+
+def test_the_templates_extended_attributes_are_in_the_containers_root(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    """The example template's tar carries journald's ACLs on /var/log/journal (as pax xattr
+    records): the container's root keeps them (tar --xattrs, then mke2fs -d)."""
+    name, _ = ct
+    root = scene.pool_dir / f"{name}_root.raw"
+    listing = subprocess.run(
+        ["debugfs", "-R", "ea_list /var/log/journal", str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "system.posix_acl_default" in listing, listing
