@@ -10,7 +10,9 @@ driver that cannot start containers on this host).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +24,7 @@ import pytest
 from reconciler.providers.base import ExecResult, ProviderError
 from reconciler.providers.libvirt.common import Host as ProviderHost
 from reconciler.providers.libvirt.guests import container_tools
-from tests.conftest import output
+from tests.conftest import BUILD_ENV, RECON, output
 from tests.integration.conftest import Host, Scene, free_subnet
 from tests.integration.test_templates import built_template
 
@@ -305,3 +307,30 @@ def test_the_templates_extended_attributes_are_in_the_containers_root(
         check=True,
     ).stdout
     assert "system.posix_acl_default" in listing, listing
+
+
+def test_watch_heals_a_hostname_changed_inside(scene: Scene, lxc: Any, ct: tuple[str, str]) -> None:
+    """No host event says a hostname changed inside a container: the loop's resync reads it
+    back and heals it by its drift policy (heal, the default)."""
+    name, _ = ct
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
+    env.update(RECON_HOME=str(scene.recon.home), NO_COLOR="1", CT_OPS_PASSWORD=PASSWORD)
+    env.update(BUILD_ENV)
+    log = scene.work / "watch.log"
+    args = ["--connect", lxc.getURI(), "watch", *scene.files, "--resync", "2"]
+    with log.open("w") as sink:
+        loop = subprocess.Popen(
+            [RECON, *args], cwd=scene.work, env=env, stdin=subprocess.DEVNULL, stderr=sink
+        )
+    try:
+        text(inside(lxc, name, "hostname", "changed-inside"))
+        deadline = time.monotonic() + 120
+        while text(inside(lxc, name, "hostname")).strip() != f"{name}.example":
+            assert loop.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"not healed:\n{log.read_text()}"
+            time.sleep(0.5)
+    finally:
+        loop.send_signal(signal.SIGTERM)
+        code = loop.wait(60)
+    assert code == 0, log.read_text()
+    assert "hostname" in log.read_text()
