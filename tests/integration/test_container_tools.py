@@ -334,3 +334,29 @@ def test_watch_heals_a_hostname_changed_inside(scene: Scene, lxc: Any, ct: tuple
         code = loop.wait(60)
     assert code == 0, log.read_text()
     assert "hostname" in log.read_text()
+
+
+def test_a_failure_inside_fails_the_change_and_the_password_stays_planned(
+    scene: Scene, lxc: Any, ct: tuple[str, str]
+) -> None:
+    name, _ = ct
+    text(inside(lxc, name, "mv", "/usr/sbin/useradd", "/usr/sbin/useradd.away"))
+    spec = scene.spec("Container", name)
+    spec["guest"]["users"].append({"name": "dev", "sshAuthorizedKeys": [KEY]})
+    scene.write()
+    try:
+        failed = recon(scene, "apply", NEW_PASSWORD)
+    finally:
+        text(inside(lxc, name, "mv", "/usr/sbin/useradd.away", "/usr/sbin/useradd"))
+    assert failed.returncode != 0, output(failed)
+    assert "setting the hostname and users inside failed" in output(failed), output(failed)
+    assert "useradd" in output(failed)
+    assert NEW_PASSWORD not in output(failed) and PASSWORD not in output(failed)
+    # The stamp does not claim the new password: the next plan still sets it.
+    plan = recon(scene, "diff", NEW_PASSWORD)
+    assert "guest.users[ops].password: (not recorded as applied) -> (a new value)" in (
+        plan.stdout
+    ), output(plan)
+    assert recon(scene, "apply", NEW_PASSWORD).returncode == 0
+    assert text(inside(lxc, name, "cat", "/home/dev/.ssh/authorized_keys")) == KEY + "\n"
+    assert recon(scene, "diff", NEW_PASSWORD).returncode == 0

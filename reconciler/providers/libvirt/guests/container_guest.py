@@ -5,6 +5,7 @@ that a change made inside is drift. See docs/guest-tools.md."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import libvirt
@@ -20,6 +21,8 @@ from reconciler.providers.libvirt.guests.container_tools import init_pid, run_in
 # How long the settings and the read-back may take inside one container.
 SETTINGS_TIMEOUT = 60.0
 READ_TIMEOUT = 10.0
+# Tries of the settings right after a start.
+_BOOT_ATTEMPTS = 3
 # What the read-back takes of each authorized_keys file at most.
 _KEYS_BYTES = 65536
 
@@ -181,17 +184,24 @@ def container_settings(
     if passwords:
         args[1] = "1"
     what = str(resource.ref)
-    try:
-        done = run_inside(
-            init_pid(host, dom),
-            ["/bin/sh", "-c", _SETTINGS, "recon-settings", *args],
-            SETTINGS_TIMEOUT,
-            "".join(passwords).encode() if passwords else None,
-            what,
-        )
-    except ProviderError:
-        _forget_passwords(dom)
-        raise
+    # Just started, its own boot may hold the password files' lock for a moment (systemd-
+    # sysusers, tmpfiles): the script is safe to run again.
+    attempts = _BOOT_ATTEMPTS if started else 1
+    for attempt in range(attempts):
+        try:
+            done = run_inside(
+                init_pid(host, dom),
+                ["/bin/sh", "-c", _SETTINGS, "recon-settings", *args],
+                SETTINGS_TIMEOUT,
+                "".join(passwords).encode() if passwords else None,
+                what,
+            )
+        except ProviderError:
+            _forget_passwords(dom)
+            raise
+        if done.exit_code == 0 or attempt == attempts - 1:
+            break
+        time.sleep(1.0)
     if done.exit_code != 0:
         _forget_passwords(dom)
         # Its messages are the script's and the tools' (useradd, chpasswd): they never
