@@ -153,6 +153,14 @@ def test_a_new_password_value_changes_the_users_shadow_entry(
     xml = lxc.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     for value in (PASSWORD, NEW_PASSWORD):
         assert value not in output(plan) + output(applied) + xml
+    # Nor in any file recon keeps (its home: status, logs, caches) or wrote into the pool.
+    for folder in (scene.recon.home, scene.pool_dir):
+        found = subprocess.run(
+            ["grep", "-rlaF", "-e", PASSWORD, "-e", NEW_PASSWORD, str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        assert found.stdout == "", found.stdout
 
 
 def test_a_hostname_or_key_changed_inside_is_drift_that_apply_heals(
@@ -334,6 +342,7 @@ def test_watch_heals_a_hostname_changed_inside(scene: Scene, lxc: Any, ct: tuple
         code = loop.wait(60)
     assert code == 0, log.read_text()
     assert "hostname" in log.read_text()
+    assert PASSWORD not in log.read_text()
 
 
 def test_a_failure_inside_fails_the_change_and_the_password_stays_planned(
