@@ -142,6 +142,9 @@ def status(obs: Observed) -> dict[str, Any]:
         for key in ("agent", "agentError", "addresses", "os"):
             if obs.extra.get(key) is not None:
                 out[key] = obs.extra[key]
+        if obs.extra.get("guest") is not None:
+            # Whether the settings inside a running container could be read back, and why not.
+            out["guest"] = obs.extra["guest"]
     if obs.stamp is not None:
         out["stamp"] = {
             "file": obs.stamp.file,

@@ -53,6 +53,10 @@ _LIVE = {
     "disks[].size",
     "disk.size",
     "swap",
+    # A container's hostname (a VM's is guest.hostname) and resolver: set inside it, live.
+    "hostname",
+    "dns.nameservers",
+    "dns.search",
     "guest.users[].password.valueFrom.env",
     "guest.users[].password.valueFrom.file",
     "guest.users[].sshAuthorizedKeys",

@@ -18,6 +18,7 @@ from reconciler.load.document_checks import _Context
 from reconciler.model.diagnostics import Diagnostic, FieldPath
 from reconciler.model.kinds import (
     Container,
+    Guest,
     HostPolicy,
     Manifest,
     Network,
@@ -117,10 +118,14 @@ def _check_vm(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str, str 
     for i, iface in enumerate(s.interfaces):
         yield from _ref(index, "Network", iface.network, ("spec", "interfaces", i, "network"))
     if s.guest:
-        users = [u.name for u in s.guest.users]
-        for i, user in enumerate(users):
-            if user in users[:i]:
-                yield ("spec", "guest", "users", i, "name"), f"duplicate user '{user}'", None
+        yield from _check_users(s.guest)
+
+
+def _check_users(guest: Guest) -> Iterable[tuple[FieldPath, str, str | None]]:
+    users = [u.name for u in guest.users]
+    for i, user in enumerate(users):
+        if user in users[:i]:
+            yield ("spec", "guest", "users", i, "name"), f"duplicate user '{user}'", None
 
 
 def _check_container(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str, str | None]]:
@@ -155,6 +160,14 @@ def _check_container(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, st
     yield from _ref(index, "StoragePool", s.disk.pool, ("spec", "disk", "pool"))
     for i, iface in enumerate(s.interfaces):
         yield from _ref(index, "Network", iface.network, ("spec", "interfaces", i, "network"))
+    if s.guest:
+        if s.guest.hostname is not None and s.hostname is not None:
+            yield (
+                ("spec", "guest", "hostname"),
+                "the hostname is given twice (spec.hostname and spec.guest.hostname)",
+                "keep one of the two",
+            )
+        yield from _check_users(s.guest)
 
 
 def _check_template(m: Manifest, index: _Index) -> Iterable[tuple[FieldPath, str, str | None]]:

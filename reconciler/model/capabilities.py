@@ -78,7 +78,9 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
         "volume-resize": True,
         "volume-upload": True,
         "ksm": True,
-        "guest-password": False,
+        # Inside a container through its namespaces (nsenter on the host: local hosts only,
+        # which the provider corrects); containers have no QEMU guest agent.
+        "guest-password": True,
         "guest-agent": False,
         "efi-firmware": False,
         "virt-type": False,
@@ -203,9 +205,21 @@ def _ssh_keys(m: Manifest) -> list[FieldPath]:
 def _guest_hostname(m: Manifest) -> list[FieldPath]:
     if isinstance(m, VirtualMachine) and m.spec.guest and m.spec.guest.hostname:
         return [("spec", "guest", "hostname")]
-    if isinstance(m, Container) and m.spec.hostname:
-        return [("spec", "hostname")]
     return []
+
+
+def _container_guest(m: Manifest) -> list[FieldPath]:
+    """A Container's settings inside it: hostname (in either place), resolver, users and their
+    keys and passwords."""
+    if not isinstance(m, Container):
+        return []
+    out: list[FieldPath] = [("spec", "hostname")] if m.spec.hostname else []
+    out += [("spec", "dns")] if m.spec.dns is not None else []
+    guest = m.spec.guest
+    if guest is not None:
+        out += [("spec", "guest", "hostname")] if guest.hostname else []
+        out += [("spec", "guest", "users", i) for i in range(len(guest.users))]
+    return out
 
 
 def _guarantee(m: Manifest) -> list[FieldPath]:
@@ -354,7 +368,7 @@ FEATURES: tuple[Feature, ...] = (
                 "the QEMU guest agent (setUserPassword): every VM gets its channel; the guest "
                 "must run qemu-guest-agent, or the apply fails and the password stays planned"
             ),
-            "lxc": _na("containers have no guest users"),
+            "lxc": _na("VMs only (a Container's: the row below)"),
             "vz": _yes("setUserPassword through Virtuozzo guest tools"),
         },
     ),
@@ -369,8 +383,24 @@ FEATURES: tuple[Feature, ...] = (
                 "authorizedSSHKeysSet; read back while the guest runs (agent hostname, "
                 "authorizedSSHKeysGet), so a change inside the guest is drift"
             ),
-            "lxc": _warn("recorded in recon's stamp only; not applied to the guest yet"),
+            "lxc": _na("VMs only (a Container's: the row below)"),
             "vz": _warn("recorded in recon's stamp only; not applied to the guest yet"),
+        },
+    ),
+    Feature(
+        "Container hostname, dns, users, passwords, sshAuthorizedKeys",
+        _container_guest,
+        {
+            "test": _warn(
+                "the test driver runs nothing inside a container: recorded in recon's stamp only"
+            ),
+            "qemu": _na("QEMU runs no containers"),
+            "lxc": _yes(
+                "set inside the running container through its namespaces (nsenter on its init, "
+                "local host only); hostname, resolv.conf and keys are read back, so a change "
+                "inside is drift"
+            ),
+            "vz": _warn("recorded in recon's stamp only; not applied inside the container yet"),
         },
     ),
     Feature(

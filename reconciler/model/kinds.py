@@ -297,6 +297,13 @@ class ContainerInterface(Strict):
     gateway: IpAddress | None = None
 
 
+class ContainerDns(Strict):
+    """The container's resolver: its /etc/resolv.conf, written by recon."""
+
+    nameservers: list[IpAddress] = Field(min_length=1, max_length=3)
+    search: list[Hostname] = Field(default_factory=list, max_length=6)
+
+
 class ContainerSpec(Strict):
     uuid: Uuid | None = None
     template: Name
@@ -306,7 +313,11 @@ class ContainerSpec(Strict):
     swap: Quantity = 0
     disk: ContainerDisk
     hostname: Hostname | None = None
+    # Users, their passwords (by reference) and ssh keys, set inside the container; the
+    # hostname may sit here too (as on a VM), but only in one of the two places.
+    guest: Guest | None = None
     interfaces: list[ContainerInterface] = Field(default_factory=list, max_length=32)
+    dns: ContainerDns | None = None
     # Application templates layered on `template` (vzpkg's appcache): the root is made from
     # a cache of the OS template plus their packages. A change makes the root again.
     applications: list[Name] = Field(default_factory=list, max_length=16)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from reconciler.model.diagnostics import FieldPath
-from reconciler.model.kinds import Manifest, SecretRef, VirtualMachine
+from reconciler.model.kinds import Container, Manifest, SecretRef, VirtualMachine
 from reconciler.model.refs import ResourceRef
 
 # (resource, flat key of the secret such as `guest.users[admin].password`) -> the value.
@@ -32,7 +32,7 @@ def secret_fields(manifest: Manifest) -> list[tuple[str, FieldPath, SecretRef]]:
     """Each secret the manifest references: its flat key, its path in the document, and the
     reference."""
     out: list[tuple[str, FieldPath, SecretRef]] = []
-    if isinstance(manifest, VirtualMachine) and manifest.spec.guest is not None:
+    if isinstance(manifest, VirtualMachine | Container) and manifest.spec.guest is not None:
         for index, user in enumerate(manifest.spec.guest.users):
             if user.password is not None:
                 path: FieldPath = ("spec", "guest", "users", index, "password")

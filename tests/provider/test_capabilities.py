@@ -163,3 +163,27 @@ def test_validate_without_driver_is_unchanged() -> None:
     result = validate("-f", str(ROOT / "manifests"))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+GUEST_CONTAINER = manifest(
+    "Container",
+    "ct",
+    {
+        "template": "t",
+        "cpus": 1,
+        "memory": "128Mi",
+        "disk": {"pool": "p", "size": "1Gi"},
+        "hostname": "ct-1",
+        "guest": {"users": [{"name": "ops", "sshAuthorizedKeys": []}]},
+    },
+)
+
+
+def test_container_guest_settings_are_done_on_lxc_and_only_recorded_on_test_and_vz() -> None:
+    assert check_manifest(GUEST_CONTAINER, "lxc") == []
+    for driver in ("test", "vz"):
+        found = check_manifest(GUEST_CONTAINER, driver)
+        assert {p.path for p in found} == {("spec", "hostname"), ("spec", "guest", "users", 0)}
+        assert all(not p.error and "stamp only" in p.message for p in found), found
+    # A container without them is not warned about.
+    assert check_manifest(CONTAINER, "test") == []

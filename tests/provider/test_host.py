@@ -4,9 +4,12 @@ switch, and container root filesystems."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import struct
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,68 @@ def test_a_broken_template_is_a_host_command_error(tmp_path: Path) -> None:
     with pytest.raises(lh.HostCommandError, match="tar"):
         lh.make_root_filesystem(image, archive, trees)
     assert not list((tmp_path / "trees").glob(".recon-tree-*"))
+
+
+# cap_net_raw+ep as the kernel stores it (struct vfs_cap_data, revision 2, effective).
+_CAP_NET_RAW = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
+
+
+@pytest.mark.skipif(
+    not (shutil.which("mke2fs") and shutil.which("debugfs")), reason="needs e2fsprogs"
+)
+def test_container_root_filesystem_keeps_file_capabilities_and_xattrs(tmp_path: Path) -> None:
+    """A template's file capabilities (ping's cap_net_raw) are extended attributes in the
+    archive (pax SCHILY.xattr records, as mmdebstrap writes them): the root keeps them."""
+    if os.geteuid() != 0:
+        pytest.skip("setting a file capability (security.capability) needs root")
+    archive = tmp_path / "t.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+        body = b"#!/bin/sh\n"
+        member = tarfile.TarInfo("./bin/ping")
+        member.size, member.mode = len(body), 0o755
+        member.pax_headers = {
+            "SCHILY.xattr.security.capability": _CAP_NET_RAW.decode("latin-1"),
+            "SCHILY.xattr.user.origin": "template",
+        }
+        tar.addfile(member, io.BytesIO(body))
+    image = tmp_path / "root.raw"
+    with image.open("wb") as fh:
+        fh.truncate(16 << 20)
+    lh.make_root_filesystem(image, archive, lh.RootTrees(tmp_path / "trees"))
+    listing = subprocess.run(
+        ["debugfs", "-R", "ea_list /bin/ping", str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "security.capability" in listing, listing
+    assert "user.origin" in listing and "template" in listing, listing
+
+
+def _controller(tmp_path: Path, name: str, children: str) -> tuple[Path, Path]:
+    run, proc = tmp_path / "run", tmp_path / "proc"
+    (run / "lxc").mkdir(parents=True)
+    (run / "lxc" / f"{name}.pid").write_text("100\n")
+    for task in ("100", "102"):
+        (proc / "100" / "task" / task).mkdir(parents=True)
+        (proc / "100" / "task" / task / "children").write_text("")
+    (proc / "100" / "task" / "100" / "children").write_text(children)
+    (proc / "100" / "cmdline").write_bytes(
+        b"\0".join([b"/usr/lib/libvirt/libvirt_lxc", b"--name", name.encode(), b"--console", b""])
+    )
+    return run, proc
+
+
+def test_a_containers_init_is_the_child_of_its_controller(tmp_path: Path) -> None:
+    run, proc = _controller(tmp_path, "ct-1", "101 ")
+    assert lh.container_init_pid("ct-1", run, proc) == 101
+
+
+def test_a_pid_file_of_another_container_or_no_child_finds_no_init(tmp_path: Path) -> None:
+    run, proc = _controller(tmp_path, "ct-1", "101 ")
+    # The pid file says 100, but that controller runs ct-1: not ct-10's.
+    (run / "lxc" / "ct-10.pid").write_text("100\n")
+    assert lh.container_init_pid("ct-10", run, proc) is None
+    assert lh.container_init_pid("ct-2", run, proc) is None  # no pid file
+    (proc / "100" / "task" / "100" / "children").write_text("")
+    assert lh.container_init_pid("ct-1", run, proc) is None

@@ -11,12 +11,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import libvirt
 
+from reconciler.model.fields import spec_hash
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 from reconciler.model.secrets import secret_digest, secret_fields
@@ -28,6 +29,7 @@ from reconciler.providers.base import (
     Stamp,
     UnsupportedError,
 )
+from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.embedded import EmbeddedHost
 from reconciler.providers.libvirt.host import RootTrees
 
@@ -155,3 +157,24 @@ def check_owned(ref: ResourceRef, stamp: Stamp | None, context: ApplyContext) ->
             f"{ref} exists on the host but was not created by recon",
             "take it over with --adopt, or remove it yourself",
         )
+
+
+def forget_applied(dom: libvirt.virDomain, prefix: str, *, fields: bool = True) -> None:
+    """Drop fields (unless fields=False) and secret digests from a guest's stamp: what did not
+    reach the guest (so the next apply tries again)."""
+    parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if parsed.stamp is None or parsed.kind is None:
+        return
+    applied = {
+        k: v for k, v in parsed.stamp.applied.items() if not (fields and k.startswith(prefix))
+    }
+    digests = {k: v for k, v in parsed.stamp.secrets.items() if not k.startswith(prefix)}
+    stamp = replace(parsed.stamp, spec_hash=spec_hash(applied), applied=applied, secrets=digests)
+    flags = CONFIG | (LIVE if dom.isActive() else 0)
+    dom.setMetadata(
+        libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+        lx.stamp_metadata_xml(stamp, parsed.kind),
+        "recon",
+        lx.NS,
+        flags,
+    )

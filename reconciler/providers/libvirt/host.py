@@ -195,6 +195,30 @@ def domain_pid(driver: str, name: str, run: Path = LIBVIRT_RUN) -> int | None:
         return None
 
 
+def container_init_pid(name: str, run: Path = LIBVIRT_RUN, proc: Path = PROC) -> int | None:
+    """The pid (on this host) of a running LXC container's init: the child of the libvirt_lxc
+    controller libvirtd recorded for it. The controller's command line must name the
+    container, so a pid file left over from another container is never used."""
+    controller = domain_pid("lxc", name, run)
+    if controller is None:
+        return None
+    try:
+        argv = (proc / str(controller) / "cmdline").read_bytes().split(b"\0")
+        tasks = list((proc / str(controller) / "task").iterdir())
+    except OSError:
+        return None
+    if b"--name" not in argv or argv[argv.index(b"--name") + 1 :][:1] != [name.encode()]:
+        return None
+    for task in sorted(tasks):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        if children:
+            return int(children[0])
+    return None
+
+
 # --- KSM ---------------------------------------------------------------------------------------
 
 

@@ -111,6 +111,9 @@ class LibvirtProvider:
             else:
                 domcaps = self._domain_capabilities("qemu")
             caps["efi-firmware"] = domcaps is not None and domcaps.efi
+        if kind == "lxc":
+            # Set inside a container with nsenter on the host itself (guests/container_tools).
+            caps["guest-password"] = self.local
         if caps.get("ksm"):
             caps["ksm"] = host_policy.ksm_parameters(self.conn) is not None
         return kind, caps

@@ -10,4 +10,6 @@
 | `vm_tools.py` | a VM's settings applied inside it and read back, exec, console, addresses |
 | `agent.py` | the QEMU guest agent's calls: waiting for it, guest-exec, its errors |
 | `lxc.py` | a container's root filesystem, made from its template's archive |
+| `container_tools.py` | commands run in a container (nsenter on its init); `recon enter` |
+| `container_guest.py` | a container's hostname, DNS, users, keys, passwords: set, read back |
 """

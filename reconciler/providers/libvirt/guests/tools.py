@@ -1,14 +1,13 @@
-"""Guest tools, by driver: a container's (its namespaces on the host: container_tools.py) or a
-VM's (its QEMU guest agent and serial console: vm_tools.py). One entry point per thing
+"""Guest tools, by driver: a container's (its namespaces on the host: container_tools.py runs
+commands, container_guest.py its settings) or a VM's (its QEMU guest agent and serial console:
+vm_tools.py). One entry point per thing
 recon does inside a guest: apply its settings, read them back, run a command, enter it,
 attach to its console, say what only it knows.
 """
 
 from __future__ import annotations
 
-import importlib
 from concurrent.futures import ThreadPoolExecutor
-from types import ModuleType
 from typing import Any
 
 import libvirt
@@ -24,21 +23,11 @@ from reconciler.providers.base import (
     UnsupportedError,
 )
 from reconciler.providers.libvirt.common import Host, lookup
-from reconciler.providers.libvirt.guests import vm_tools
+from reconciler.providers.libvirt.guests import container_guest, container_tools, vm_tools
 
 # Guests whose agents are asked at once during an observation: an agent that hangs costs
 # libvirt's agent timeout (5 s), and guests do not wait for each other.
 _PARALLEL = 8
-
-
-def _containers() -> ModuleType:
-    """container_tools, built beside this module (its own branch of the work)."""
-    try:
-        return importlib.import_module(f"{__package__}.container_tools")
-    except ModuleNotFoundError:
-        raise UnsupportedError(
-            "guest tools for containers are not built yet in this version of recon"
-        ) from None
 
 
 def _is_container(host: Host) -> bool:
@@ -65,10 +54,7 @@ def guest_settings(
     context: ApplyContext,
 ) -> list[str]:
     if _is_container(host):
-        notes: list[str] = _containers().container_settings(
-            host, dom, resource, change, started, context
-        )
-        return notes
+        return container_guest.container_settings(host, dom, resource, change, started, context)
     return vm_tools.vm_settings(host, dom, resource, change, started, context)
 
 
@@ -76,27 +62,27 @@ def observe_guests(host: Host, objects: dict[ResourceRef, Observed]) -> None:
     """The settings inside each running guest that has some recorded, read back into its
     fields (see vm_tools.observe_vm_guest), several guests at a time."""
     if _is_container(host):
-        try:
-            containers = _containers()
-        except UnsupportedError:
-            return  # nothing to read back with: the stamp stands for the guest
-        for obs in objects.values():
-            if obs.ref.kind == "Container" and obs.running and obs.owned:
-                dom = lookup(host.conn.lookupByName, obs.ref.name)
-                if dom is not None:
-                    containers.observe_container_guest(host, dom, obs)
-        return
-    asked = [
-        obs
-        for obs in objects.values()
-        if obs.ref.kind == "VirtualMachine" and vm_tools.reads_back(host, obs)
-    ]
+        asked = [
+            obs
+            for obs in objects.values()
+            if obs.ref.kind == "Container" and obs.running and obs.owned
+        ]
+    else:
+        asked = [
+            obs
+            for obs in objects.values()
+            if obs.ref.kind == "VirtualMachine" and vm_tools.reads_back(host, obs)
+        ]
     if not asked:
         return
 
     def read(obs: Observed) -> None:
         dom = lookup(host.conn.lookupByName, obs.ref.name)
-        if dom is not None:
+        if dom is None:
+            return
+        if _is_container(host):
+            obs.fields.update(container_guest.observe_container_guest(host, dom, obs))
+        else:
             vm_tools.observe_vm_guest(host, dom, obs)
 
     with ThreadPoolExecutor(min(_PARALLEL, len(asked))) as pool:
@@ -106,16 +92,14 @@ def observe_guests(host: Host, objects: dict[ResourceRef, Observed]) -> None:
 def exec_in(host: Host, ref: ResourceRef, argv: list[str], timeout: float) -> ExecResult:
     dom = domain(host, ref)
     if _is_container(host):
-        result: ExecResult = _containers().exec_in_container(host, dom, argv, timeout)
-        return result
+        return container_tools.exec_in_container(host, dom, argv, timeout)
     return vm_tools.exec_in_vm(host, dom, argv, timeout)
 
 
 def enter_argv(host: Host, ref: ResourceRef, argv: list[str]) -> list[str]:
     dom = domain(host, ref)
     if _is_container(host):
-        found: list[str] = _containers().enter_argv(host, dom, argv)
-        return found
+        return container_tools.enter_argv(host, dom, argv)
     if argv:
         raise UnsupportedError(
             f"{ref.name}: a VM is entered through its serial console, which runs no command",

@@ -10,12 +10,10 @@ On the test driver nothing runs inside a guest: only a password reaches it
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import libvirt
 
-from reconciler.model.fields import spec_hash
 from reconciler.model.kinds import VirtualMachine
 from reconciler.model.plan import Action, Change
 from reconciler.model.resource import Resource
@@ -28,8 +26,7 @@ from reconciler.providers.base import (
     ProviderError,
     UnsupportedError,
 )
-from reconciler.providers.libvirt import xml as lx
-from reconciler.providers.libvirt.common import CONFIG, LIVE, Host
+from reconciler.providers.libvirt.common import Host, forget_applied
 from reconciler.providers.libvirt.guests import agent
 
 # The agent's states as status shows them.
@@ -142,7 +139,7 @@ def vm_settings(
                 notes.append(f"password of {user.name} set")
     except (libvirt.libvirtError, ProviderError) as exc:
         # Not applied: the stamp must not say it was, or no later run would retry.
-        _forget_applied(dom, "guest.")
+        forget_applied(dom, "guest.")
         error = exc if isinstance(exc, ProviderError) else agent.agent_error(name, exc, doing)
         done = f" (done before it: {', '.join(notes)})" if notes else ""
         raise ProviderError(f"{error}{done}", error.hint or "the next apply tries again") from None
@@ -179,38 +176,17 @@ def _recorded_only(
             continue
         key = f"guest.users[{user.name}].password"
         if not host.capabilities.get("guest-password"):
-            _forget_applied(dom, key, fields=False)
+            forget_applied(dom, key, fields=False)
             notes.append(f"password of {user.name} not set: this host has no guest agent")
             continue
         try:
             dom.setUserPassword(user.name, context.secrets[(resource.ref, key)], 0)
         except libvirt.libvirtError as exc:
-            _forget_applied(dom, "guest.users")
-            _forget_applied(dom, key)
+            forget_applied(dom, "guest.users")
+            forget_applied(dom, key)
             raise agent.agent_error(dom.name(), exc, f"set the password of {user.name}") from None
         notes.append(f"password of {user.name} set")
     return notes
-
-
-def _forget_applied(dom: libvirt.virDomain, prefix: str, *, fields: bool = True) -> None:
-    """Drop fields (unless fields=False) and secret digests from the stamp's applied record:
-    what did not reach the guest."""
-    parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-    if parsed.stamp is None or parsed.kind is None:
-        return
-    applied = {
-        k: v for k, v in parsed.stamp.applied.items() if not (fields and k.startswith(prefix))
-    }
-    digests = {k: v for k, v in parsed.stamp.secrets.items() if not k.startswith(prefix)}
-    stamp = replace(parsed.stamp, spec_hash=spec_hash(applied), applied=applied, secrets=digests)
-    flags = CONFIG | (LIVE if dom.isActive() else 0)
-    dom.setMetadata(
-        libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-        lx.stamp_metadata_xml(stamp, parsed.kind),
-        "recon",
-        lx.NS,
-        flags,
-    )
 
 
 # --- read back --------------------------------------------------------------------------------
