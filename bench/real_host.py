@@ -4,7 +4,9 @@
     .venv/bin/python bench/real_host.py --containers 3 --vms 1     # the smoke tests/ runs
 
 Needs root and a running libvirtd with the QEMU and LXC drivers (scripts/libvirtd start).
-Everything it makes is named `rhb<hex>-...` and removed at the end, also when it fails.
+Everything it makes is named `rhb<hex>-...`, applied under its own `--set` of that name (no
+other recon's prune of the set `default` can take it), and removed at the end, also when it
+fails.
 
 What is measured, each against a floor in the same run (raw libvirt-python in one process of
 recon's interpreter, plus the host tools recon itself runs):
@@ -230,7 +232,7 @@ class Bench:
     def recon_heal(self, ct_dir: Path, name: str, trials: int) -> list[float]:
         env = self.env()
         proc = subprocess.Popen(
-            [RECON, "--connect", self.lxc_uri, "watch", "-f", str(ct_dir)],
+            [RECON, "--connect", self.lxc_uri, "watch", "-f", str(ct_dir), "--set", self.prefix],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -273,7 +275,7 @@ class Bench:
         if built.returncode != 0:
             raise SystemExit(f"template build failed:\n{built.stderr[-3000:]}")
         log(f"recon apply: {self.n} containers on {self.lxc_uri}")
-        first = self.recon("--connect", self.lxc_uri, "apply", "-f", ct_dir)
+        first = self.recon("--connect", self.lxc_uri, "apply", "-f", ct_dir, "--set", self.prefix)
         if first.returncode != 0:
             raise SystemExit(f"apply failed:\n{first.stderr[-3000:]}")
         running = sum(
@@ -285,7 +287,7 @@ class Bench:
         log(f"recon apply: {self.vms} VMs on {self.qemu_uri}")
         vm_home = self.home
         self.home = self.work / "home-vm"
-        vms = self.recon("--connect", self.qemu_uri, "apply", "-f", vm_dir)
+        vms = self.recon("--connect", self.qemu_uri, "apply", "-f", vm_dir, "--set", self.prefix)
         self.home = vm_home
         if vms.returncode != 0:
             raise SystemExit(f"VM apply failed:\n{vms.stderr[-3000:]}")
@@ -294,7 +296,7 @@ class Bench:
         log("no-op diff against its floor")
         diffs, reads = [], []
         for _ in range(repeat):
-            d = self.recon("--connect", self.lxc_uri, "diff", "-f", ct_dir)
+            d = self.recon("--connect", self.lxc_uri, "diff", "-f", ct_dir, "--set", self.prefix)
             if d.returncode != 0:
                 raise SystemExit(f"the no-op diff exited {d.returncode}:\n{d.stdout[-2000:]}")
             diffs.append(d)
@@ -391,11 +393,19 @@ def main(argv: list[str] | None = None) -> int:
     libvirt.registerErrorHandler(lambda _c, _e: None, None)
     work = Path(tempfile.mkdtemp(prefix="recon-real-host-"))
     bench = Bench(work, args.containers, args.vms, args.uri)
+    # Each systemd container takes about six inotify instances, and the kernel's default of
+    # 128 per user stops the 21st container's init (it exits; the container stops): raised
+    # for the run, as hosts of many containers do (docs/real-hosts.md), and put back.
+    instances = Path("/proc/sys/fs/inotify/max_user_instances")
+    before = instances.read_text()
+    wanted = max(int(before), 16 * (2 * args.containers + 32))
+    instances.write_text(f"{wanted}\n")
     try:
         result = bench.run(args.repeat, args.trials)
     finally:
         bench.clean()
         shutil.rmtree(work, ignore_errors=True)
+        instances.write_text(before)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     revision = subprocess.run(
