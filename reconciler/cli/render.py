@@ -51,6 +51,8 @@ def render_change(change: Change) -> list[str]:
             lines.append(
                 f"      {f.path}: {_value(f.before)} -> {_value(f.after)}  ({f.disruption.value})"
             )
+            if f.note:
+                lines.append(f"        note: {f.note}")
     if change.action is Action.UPDATE and not change.fields:
         lines.append(f"      (recon's stamp only: {change.reason})")
     return lines

@@ -242,8 +242,30 @@ def _compare(
             disruption = classify(
                 res.ref.kind, path, before, after, desired, observed, capabilities
             )
-        out.append(FieldChange(path, before, after, disruption))
+        note = shrink_note(res.ref.kind, path, before, after, disruption)
+        out.append(FieldChange(path, before, after, disruption, note))
     return out
+
+
+# What a live shrink of a VM needs from inside the guest: recon cannot see it from the host,
+# so the plan says it, and the apply reports the guest's refusal (leaving the definition).
+SHRINK_NEEDS = {
+    "memory": "needs the guest's balloon driver (virtio_balloon) to give the memory up",
+    "cpus": "needs vCPU hot-unplug in the guest (an OS that takes the ACPI unplug; the vCPUs "
+    "it booted with cannot be removed live)",
+}
+
+
+def shrink_note(kind: str, path: str, before: Any, after: Any, disruption: Disruption) -> str:
+    if kind != "VirtualMachine" or disruption is not Disruption.LIVE or path not in SHRINK_NEEDS:
+        return ""
+    if path == "memory":
+        old, new = _quantity(before), _quantity(after)
+    else:
+        old, new = (v if isinstance(v, int) else None for v in (before, after))
+    if old is None or new is None or new >= old:
+        return ""
+    return SHRINK_NEEDS[path]
 
 
 def _max_disruption(fields: Sequence[FieldChange]) -> Disruption:

@@ -42,6 +42,9 @@ class FieldChange:
     before: Any
     after: Any
     disruption: Disruption
+    # What the change depends on that recon cannot see (a live shrink needs the guest's
+    # help); shown under the field in the plan. Empty when there is nothing to say.
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,13 @@ class Change:
             action=Action(data["action"]),
             disruption=Disruption(data["disruption"]),
             fields=tuple(
-                FieldChange(f["path"], f["before"], f["after"], Disruption(f["disruption"]))
+                FieldChange(
+                    f["path"],
+                    f["before"],
+                    f["after"],
+                    Disruption(f["disruption"]),
+                    f.get("note", ""),
+                )
                 for f in data["fields"]
             ),
             reason=data.get("reason", ""),

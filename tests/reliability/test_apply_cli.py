@@ -246,6 +246,9 @@ def test_cpus_within_max_cpus_and_a_memory_shrink_are_applied_live(
     assert "~ VirtualMachine/web-1  update (live)" in pending.stdout
     assert "cpus: 2 -> 3  (live)" in pending.stdout
     assert "memory: 1Gi -> 512Mi  (live)" in pending.stdout
+    # What the shrink depends on inside the guest, said before it is tried.
+    assert "note: needs the guest's balloon driver (virtio_balloon)" in pending.stdout
+    assert "hot-unplug" not in pending.stdout  # cpus grow: nothing asked of the guest
 
     result = recon.ok("apply", "-f", applied)
     assert "1 updated live" in result.stdout
