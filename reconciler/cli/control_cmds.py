@@ -374,8 +374,9 @@ def _status_shown(ctx: click.Context) -> Status:
 @click.pass_context
 def status(ctx: click.Context, output: str) -> None:
     """What the loop last saw: each resource Ready / Reconciling / Stalled / Drifted, with the
-    reason, the last applied revision, the last error, and the last runs. Reads no host."""
-    data = _status_shown(ctx)
+    reason, the last applied revision, the last error, and the last runs. Reads no host.
+    While the loop cannot reach the host, what it last saw Ready is shown Unknown."""
+    data = _status_shown(ctx).as_shown()
     if output == "json":
         print_json(data.to_json())
         return
