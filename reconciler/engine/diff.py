@@ -212,6 +212,11 @@ def _compare(
     unmet: list[str] | None = None,
 ) -> list[FieldChange]:
     desired = res.desired_fields(applied)
+    if res.ref.kind in GUESTS and "state" not in desired:
+        # A guest runs unless its manifest says Stopped: a guest left stopped (an apply
+        # killed between its forced off and its start, a guest that shut itself down) is a
+        # difference even where the manifest leaves `state` to its default.
+        desired["state"] = getattr(res.manifest.spec, "state", "Running")
     out: list[FieldChange] = []
     for path, after in desired.items():
         if path in observed.fields:

@@ -47,6 +47,13 @@ class FieldChange:
     note: str = ""
 
 
+def _field_json(f: FieldChange) -> dict[str, Any]:
+    data = {**asdict(f), "disruption": f.disruption.value}
+    if not f.note:
+        del data["note"]  # said only where there is something to say
+    return data
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     ref: ResourceRef
@@ -65,7 +72,7 @@ class Change:
             "disruption": self.disruption.value,
             "reason": self.reason,
             "file": self.file,
-            "fields": [{**asdict(f), "disruption": f.disruption.value} for f in self.fields],
+            "fields": [_field_json(f) for f in self.fields],
         }
 
     @classmethod
