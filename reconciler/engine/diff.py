@@ -227,6 +227,15 @@ def _compare(
             # Missing on a host that would show it (a disk volume deleted behind recon's
             # back): that is a difference, not "as applied".
             before = None
+        if before == after and path in observed.saved and observed.saved[path] != after:
+            # The running guest has it, its saved definition does not: only the definition
+            # is rewritten, nothing running is disturbed.
+            out.append(
+                FieldChange(
+                    path, observed.saved[path], after, Disruption.NONE, SAVED_DEFINITION_NOTE
+                )
+            )
+            continue
         if before == after or (path == "uuid" and after is None):
             continue  # unpinning a uuid keeps the one the guest has
         need = NEEDS.get(_base(path))
@@ -252,6 +261,9 @@ def _compare(
     return out
 
 
+SAVED_DEFINITION_NOTE = (
+    "in the guest's saved definition (what its next boot gets); the running guest has it already"
+)
 # What a live shrink of a VM needs from inside the guest: recon cannot see it from the host,
 # so the plan says it, and the apply reports the guest's refusal (leaving the definition).
 SHRINK_NEEDS = {

@@ -58,6 +58,9 @@ class Observed:
     guaranteed_bytes: int = 0
     memory_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # A running guest's saved (persistent) definition, where it differs from what the guest
+    # runs now (fields holds the latter): what its next boot would get. Empty otherwise.
+    saved: Fields = field(default_factory=dict)
     # Paths of what on the host still needs this object (a pool's volumes, the volumes backed
     # by a template's image): a prune leaves it alone while any is left.
     in_use_by: tuple[str, ...] = ()
@@ -112,6 +115,7 @@ class Observation:
                         obs.running,
                         obs.uuid,
                         obs.stamp.spec_hash if obs.stamp else None,
+                        *([obs.saved] if obs.saved else []),
                     ],
                     sort_keys=True,
                     default=str,
