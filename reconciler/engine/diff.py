@@ -443,6 +443,40 @@ def _metadata_differs(res: Resource, observed: Observed) -> bool:
     )
 
 
+def host_policy_restore(ref: ResourceRef, observation: Observation) -> Change | None:
+    """Deleting recon's HostPolicy: KSM put back as the host had it before recon first changed
+    it (recorded on the host then), or None when nothing is recorded."""
+    observed = observation.objects.get(HOST)
+    recorded = observed.extra.get("recorded") if observed is not None else None
+    if observed is None or not isinstance(recorded, dict):
+        return None
+    fields = tuple(
+        FieldChange(k, observed.fields[k], v, Disruption.LIVE, "host-wide: as before recon")
+        for k, v in sorted(recorded.items())
+        if k in observed.fields and observed.fields[k] != v
+    )
+    return Change(
+        ref,
+        Action.DELETE,
+        Disruption.LIVE,
+        fields,
+        "KSM put back as the host had it before recon's policy",
+    )
+
+
+def host_wide_note(path: str, after: Any) -> str:
+    """KSM is one switch for the whole host: said with every change of it."""
+    what = (
+        f"/sys/kernel/mm/ksm/run {int(not after)} -> {int(bool(after))}"
+        if path == "ksm.enabled"
+        else "KSM's scanner"
+    )
+    return (
+        f"host-wide: {what}, for every guest on this host, recon's or not; what the host had "
+        "is recorded, and `recon delete` of this policy puts it back"
+    )
+
+
 def _diff_host_policy(
     res: Resource, observed: Observed | None, caps: dict[str, bool], result: DiffResult
 ) -> None:
@@ -463,7 +497,7 @@ def _diff_host_policy(
         result.unchanged.append(res.ref)
         return
     fields = tuple(
-        FieldChange(k, observed.fields.get(k), v, Disruption.LIVE)
+        FieldChange(k, observed.fields.get(k), v, Disruption.LIVE, host_wide_note(k, v))
         for k, v in wanted.items()
         if observed.fields.get(k) != v
     )
