@@ -182,6 +182,12 @@ class Provider(Protocol):
         """Make every change so far durable (the end of a loop's pass)."""
         ...
 
+    def host_settings_changed(self) -> list[str]:
+        """The guests whose host-side settings (the memory cgroup holding a guarantee) differ
+        now from what the last observe() read, which no host event reports. Cheap (files
+        only, no call to the host's daemon), so that a loop can ask often."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -252,6 +252,9 @@ class SnapshotProvider:
     def current(self) -> bool:
         return True
 
+    def host_settings_changed(self) -> list[str]:
+        return []
+
     def flush(self) -> None:
         return None
 
