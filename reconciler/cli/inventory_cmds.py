@@ -21,7 +21,7 @@ from reconciler.cli.output import fail, print_json
 from reconciler.cli.render import echo_err, render_change, render_inventory, render_result
 from reconciler.cli.selection import select_observed, selector_option
 from reconciler.engine.apply import apply_plan
-from reconciler.engine.diff import host_policy_restore
+from reconciler.engine.notes import host_policy_restore
 from reconciler.load.graph import sort_key
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import KINDS

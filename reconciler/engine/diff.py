@@ -12,8 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.engine.notes import (
+    HOST,
+    SAVED_DEFINITION_NOTE,
+    host_wide_note,
+    shrink_note,
+)
 from reconciler.model.fields import Fields
-from reconciler.model.kinds import HostPolicy
+from reconciler.model.kinds import Container, HostPolicy, VirtualMachine
 from reconciler.model.plan import Action, Change, Disruption, FieldChange
 from reconciler.model.quantity import parse_quantity
 from reconciler.model.refs import ResourceRef
@@ -27,7 +33,6 @@ SECRET_APPLIED = "(the value applied last)"
 SECRET_UNKNOWN = "(not recorded as applied)"
 SECRET_NEW = "(a new value)"
 # Where a provider reports the host's own settings (KSM).
-HOST = ResourceRef("HostPolicy", "")
 
 
 def _base(path: str) -> str:
@@ -212,11 +217,11 @@ def _compare(
     unmet: list[str] | None = None,
 ) -> list[FieldChange]:
     desired = res.desired_fields(applied)
-    if res.ref.kind in GUESTS and "state" not in desired:
+    if isinstance(res.manifest, VirtualMachine | Container) and "state" not in desired:
         # A guest runs unless its manifest says Stopped: a guest left stopped (an apply
         # killed between its forced off and its start, a guest that shut itself down) is a
         # difference even where the manifest leaves `state` to its default.
-        desired["state"] = getattr(res.manifest.spec, "state", "Running")
+        desired["state"] = res.manifest.spec.state
     out: list[FieldChange] = []
     for path, after in desired.items():
         if path in observed.fields:
@@ -259,30 +264,6 @@ def _compare(
         note = shrink_note(res.ref.kind, path, before, after, disruption)
         out.append(FieldChange(path, before, after, disruption, note))
     return out
-
-
-SAVED_DEFINITION_NOTE = (
-    "in the guest's saved definition (what its next boot gets); the running guest has it already"
-)
-# What a live shrink of a VM needs from inside the guest: recon cannot see it from the host,
-# so the plan says it, and the apply reports the guest's refusal (leaving the definition).
-SHRINK_NEEDS = {
-    "memory": "needs the guest's balloon driver (virtio_balloon) to give the memory up",
-    "cpus": "needs vCPU hot-unplug in the guest (an OS that takes the ACPI unplug; the vCPUs "
-    "it booted with cannot be removed live)",
-}
-
-
-def shrink_note(kind: str, path: str, before: Any, after: Any, disruption: Disruption) -> str:
-    if kind != "VirtualMachine" or disruption is not Disruption.LIVE or path not in SHRINK_NEEDS:
-        return ""
-    if path == "memory":
-        old, new = _quantity(before), _quantity(after)
-    else:
-        old, new = (v if isinstance(v, int) else None for v in (before, after))
-    if old is None or new is None or new >= old:
-        return ""
-    return SHRINK_NEEDS[path]
 
 
 def _max_disruption(fields: Sequence[FieldChange]) -> Disruption:
@@ -440,40 +421,6 @@ def _metadata_differs(res: Resource, observed: Observed) -> bool:
     meta = res.manifest.metadata
     return dict(observed.stamp.labels) != meta.labels or (
         dict(observed.stamp.annotations) != meta.annotations
-    )
-
-
-def host_policy_restore(ref: ResourceRef, observation: Observation) -> Change | None:
-    """Deleting recon's HostPolicy: KSM put back as the host had it before recon first changed
-    it (recorded on the host then), or None when nothing is recorded."""
-    observed = observation.objects.get(HOST)
-    recorded = observed.extra.get("recorded") if observed is not None else None
-    if observed is None or not isinstance(recorded, dict):
-        return None
-    fields = tuple(
-        FieldChange(k, observed.fields[k], v, Disruption.LIVE, "host-wide: as before recon")
-        for k, v in sorted(recorded.items())
-        if k in observed.fields and observed.fields[k] != v
-    )
-    return Change(
-        ref,
-        Action.DELETE,
-        Disruption.LIVE,
-        fields,
-        "KSM put back as the host had it before recon's policy",
-    )
-
-
-def host_wide_note(path: str, after: Any) -> str:
-    """KSM is one switch for the whole host: said with every change of it."""
-    what = (
-        f"/sys/kernel/mm/ksm/run {int(not after)} -> {int(bool(after))}"
-        if path == "ksm.enabled"
-        else "KSM's scanner"
-    )
-    return (
-        f"host-wide: {what}, for every guest on this host, recon's or not; what the host had "
-        "is recorded, and `recon delete` of this policy puts it back"
     )
 
 

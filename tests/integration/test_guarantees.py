@@ -106,9 +106,7 @@ def reset(name: str) -> None:
 
 
 @pytest.mark.usefixtures("local")
-def test_the_loop_heals_a_reset_guarantee_long_before_its_resync(
-    host: Host, scene: Scene
-) -> None:
+def test_the_loop_heals_a_reset_guarantee_long_before_its_resync(host: Host, scene: Scene) -> None:
     # No host event reports a cgroup write, and the full resync is 600 s here: only the
     # loop's look at the guarantees' cgroups (--settings-resync, 15 s by default) can heal it.
     name = scene.vm(memory="128Mi", memoryGuarantee="50%")

@@ -102,7 +102,9 @@ def _restore(host: Host, change: Change) -> str:
         return "nothing recorded: KSM left as it is"
     _set(host, change)
     lh.drop_host_record()
-    done = ", ".join(f"{f.path.removeprefix('ksm.')} {f.before} -> {f.after}" for f in change.fields)
+    done = ", ".join(
+        f"{f.path.removeprefix('ksm.')} {f.before} -> {f.after}" for f in change.fields
+    )
     return f"KSM restored to what the host had before recon ({done or 'already so'})"
 
 
