@@ -26,7 +26,14 @@ from reconciler.providers.base import (
     Observed,
     ProviderError,
 )
-from reconciler.providers.libvirt import events, host_policy, networks, storage, templates
+from reconciler.providers.libvirt import (
+    events,
+    host_policy,
+    neighbours,
+    networks,
+    storage,
+    templates,
+)
 from reconciler.providers.libvirt import host as lh
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, host_errors
@@ -182,6 +189,10 @@ class LibvirtProvider:
             networks.observe(self.host, objects)
             guest_observe.observe(self.host, objects, seen.by_path, self._domains)
             objects[host_policy.HOST_POLICY] = host_policy.observe(self.host, stats)
+            # The other local driver's guests share this host's RAM: counted by admission.
+            beside = neighbours.observe(self.host)
+            if beside is not None:
+                objects[host_policy.HOST_POLICY].extra["otherDriver"] = beside
         self._held = {
             ref.name: (obs.memory_bytes, str(obs.fields["memoryGuarantee"]))
             for ref, obs in objects.items()
