@@ -63,7 +63,7 @@ def test_guarantee_is_written_into_the_guests_memory_cgroup(host: Host, scene: S
     wide = scene.recon.ok("get", "-o", "wide").stdout
     row = next(line for line in wide.splitlines() if f" {name} " in line)
     assert f"64Mi ({how})" in row
-    footer = wide.strip().splitlines()[-1]
+    footer = next(line for line in wide.splitlines() if line.startswith("host "))
     assert re.search(rf"promised to \d+ running guests? \(.*{re.escape(how)}", footer), footer
     scene.converged()
 
