@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from reconciler.control.desired import Desired
 from reconciler.control.drift import (
@@ -21,6 +20,7 @@ from reconciler.control.drift import (
     is_suspended,
     split_plan,
 )
+from reconciler.control.metrics import Metrics, NoMetrics
 from reconciler.control.queue import Backoff, WorkQueue
 from reconciler.control.status import (
     BUILDING,
@@ -67,27 +67,6 @@ class LoopOptions:
     export_state: Path | None = None
     # Where secrets may be read from; each pass reads them all before it plans.
     secrets: SecretPolicy | None = None
-
-
-class Metrics(Protocol):
-    def observe_run(self, seconds: float, result: str) -> None: ...
-    def drift(self, kind: str, policy: str) -> None: ...
-    def error(self, kind: str) -> None: ...
-    def queue_depth(self, depth: int) -> None: ...
-
-
-class NoMetrics:
-    def observe_run(self, seconds: float, result: str) -> None:
-        pass
-
-    def drift(self, kind: str, policy: str) -> None:
-        pass
-
-    def error(self, kind: str) -> None:
-        pass
-
-    def queue_depth(self, depth: int) -> None:
-        pass
 
 
 HostSession = Callable[[], AbstractContextManager[Provider]]
