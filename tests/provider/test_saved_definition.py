@@ -19,6 +19,7 @@ from reconciler.model.plan import Disruption, Plan
 from reconciler.model.refs import ResourceRef
 from reconciler.providers.base import ApplyContext
 from reconciler.providers.libvirt.provider import LibvirtProvider
+from reconciler.providers.snapshot import dump_host_state, parse_host_state
 from tests.conftest import SECRET, Recon
 
 WEB = ResourceRef("VirtualMachine", "web-1")
@@ -85,3 +86,21 @@ def test_a_saved_definition_equal_to_the_running_guest_is_not_a_change(
         assert web.saved == {}
     finally:
         provider.close()
+
+
+def test_an_exported_host_state_keeps_the_saved_definition_for_a_plan_without_the_host(
+    recon: Recon, applied: Path
+) -> None:
+    provider = LibvirtProvider(home=recon.home)
+    try:
+        dom = provider.host.conn.lookupByName("web-1")
+        provider.host.conn.defineXML(with_memory(dom.XMLDesc(INACTIVE), 512))
+        text = dump_host_state(provider.observe())
+    finally:
+        provider.close()
+    observation, _ = parse_host_state(text, "host-state.json")
+    assert observation.objects[WEB].saved["memory"] == "512Mi"
+    loaded = load_manifests([str(applied)])
+    plan = make_plan(loaded.resources, observation, PlanOptions())
+    [change] = [c for c in plan.changes if c.ref == WEB]
+    assert [(f.path, f.before, f.after) for f in change.fields] == [("memory", "512Mi", "1Gi")]
