@@ -70,6 +70,14 @@ def loop_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Seconds between full resyncs of the host.",
         ),
+        click.option(
+            "--settings-resync",
+            type=SECONDS,
+            default=15.0,
+            show_default=True,
+            help="Seconds between cheap looks at what no host event reports (the memory "
+            "cgroups holding guarantees); a pass follows when one differs. 0: off.",
+        ),
         click.option("--allow-replace", is_flag=True, help="Allow changes that recreate."),
         click.option(
             "--allow-restart",
@@ -119,6 +127,7 @@ def _run(
         allow_empty=kw["allow_empty"],
         drift=kw["drift"],
         resync=kw["resync"],
+        settings_resync=kw["settings_resync"],
         allow_replace=kw["allow_replace"],
         allow_restart=kw["allow_restart"],
         delete_volumes=kw["delete_volumes"],
@@ -160,7 +169,11 @@ def _run(
                 subscribe_later = False
                 subscribe(provider, late=True)
 
-    controller = Controller(session, status, path, options, log, metrics, builds)
+    def settings() -> list[str]:
+        # The kept provider only: no lock, no reopening, no call to the daemon.
+        return host.provider.host_settings_changed() if host.provider is not None else []
+
+    controller = Controller(session, status, path, options, log, metrics, builds, settings)
     queue = WorkQueue()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -374,8 +387,9 @@ def _status_shown(ctx: click.Context) -> Status:
 @click.pass_context
 def status(ctx: click.Context, output: str) -> None:
     """What the loop last saw: each resource Ready / Reconciling / Stalled / Drifted, with the
-    reason, the last applied revision, the last error, and the last runs. Reads no host."""
-    data = _status_shown(ctx)
+    reason, the last applied revision, the last error, and the last runs. Reads no host.
+    While the loop cannot reach the host, what it last saw Ready is shown Unknown."""
+    data = _status_shown(ctx).as_shown()
     if output == "json":
         print_json(data.to_json())
         return

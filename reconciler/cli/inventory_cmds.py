@@ -22,6 +22,7 @@ from reconciler.cli.render import echo_err, render_change, render_inventory, ren
 from reconciler.cli.selection import select_observed, selector_option
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import GUESTS
+from reconciler.engine.notes import host_policy_restore
 from reconciler.load.graph import sort_key
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import KINDS
@@ -143,6 +144,11 @@ def delete(
             missing = 0
             for ref in sorted(refs, key=sort_key, reverse=True):
                 obs = observation.objects.get(ref)
+                if ref.kind == "HostPolicy":
+                    restore = host_policy_restore(ref, observation)
+                    if restore is not None:
+                        changes.append(restore)
+                        continue
                 if ref.kind == "HostPolicy" or obs is None:
                     echo_err(f"{ref}: not on the host")
                     missing += ref.kind != "HostPolicy"

@@ -51,6 +51,7 @@ def _details(change: Change) -> str:
             parts.append(
                 f"`{_cell(f.path)}`: {_cell(_value(f.before))} → {_cell(_value(f.after))}"
                 + (f" ({f.disruption.value})" if f.disruption is not change.disruption else "")
+                + (f" ({_cell(f.note)})" if f.note else "")
             )
     if len(fields) > MAX_FIELDS:
         parts.append(f"… and {len(fields) - MAX_FIELDS} more")

@@ -51,6 +51,8 @@ def render_change(change: Change) -> list[str]:
             lines.append(
                 f"      {f.path}: {_value(f.before)} -> {_value(f.after)}  ({f.disruption.value})"
             )
+            if f.note:
+                lines.append(f"        note: {f.note}")
     if change.action is Action.UPDATE and not change.fields:
         lines.append(f"      (recon's stamp only: {change.reason})")
     return lines
@@ -204,8 +206,23 @@ def host_memory_line(observation: Observation) -> str:
     )
     if hows:
         line += f" ({', '.join(hows)})"
+    other = policy.extra.get("otherDriver") if policy is not None else None
+    beside = ""
+    if isinstance(other, dict) and "error" in other:
+        beside = f"\nnot counted: the guests of {other['uri']} ({other['error']})"
+    elif isinstance(other, dict):
+        held = [g for g in other.get("guests", ()) if g.get("guaranteed")]
+        total = sum(int(g["guaranteed"]) for g in held)
+        promised += total
+        names = ", ".join(str(g["resource"]) for g in held[:5])
+        names += f" and {len(held) - 5} more" if len(held) > 5 else ""
+        beside = (
+            f"\nalso counted, on the same host: {format_quantity(total)} promised to "
+            f"{len(held)} running guest{'s' if len(held) != 1 else ''} of {other['uri']}"
+            + (f" ({names})" if names else "")
+        )
     line += f", {_approx(max(host.memory_bytes - promised, 0))} not promised"
-    return line
+    return line + beside
 
 
 def _approx(nbytes: int) -> str:

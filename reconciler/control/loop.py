@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from reconciler.control.desired import Desired
 from reconciler.control.drift import (
@@ -21,6 +20,7 @@ from reconciler.control.drift import (
     is_suspended,
     split_plan,
 )
+from reconciler.control.metrics import Metrics, NoMetrics
 from reconciler.control.queue import Backoff, WorkQueue
 from reconciler.control.status import (
     BUILDING,
@@ -53,6 +53,9 @@ class LoopOptions:
     allow_empty: bool = False
     drift: str = "heal"
     resync: float = 300.0
+    # Seconds between cheap looks at host-side settings no event reports (a guarantee's
+    # cgroup): a pass is queued when one differs. 0: only at the resync.
+    settings_resync: float = 15.0
     allow_replace: bool = False
     # Changes that restart a running guest: refused (Stalled, NeedsRestart) unless this, or
     # the resource's recon.dev/allow-restart annotation, allows them.
@@ -64,27 +67,6 @@ class LoopOptions:
     export_state: Path | None = None
     # Where secrets may be read from; each pass reads them all before it plans.
     secrets: SecretPolicy | None = None
-
-
-class Metrics(Protocol):
-    def observe_run(self, seconds: float, result: str) -> None: ...
-    def drift(self, kind: str, policy: str) -> None: ...
-    def error(self, kind: str) -> None: ...
-    def queue_depth(self, depth: int) -> None: ...
-
-
-class NoMetrics:
-    def observe_run(self, seconds: float, result: str) -> None:
-        pass
-
-    def drift(self, kind: str, policy: str) -> None:
-        pass
-
-    def error(self, kind: str) -> None:
-        pass
-
-    def queue_depth(self, depth: int) -> None:
-        pass
 
 
 HostSession = Callable[[], AbstractContextManager[Provider]]
@@ -107,8 +89,12 @@ class Controller:
         log: logging.Logger,
         metrics: Metrics | None = None,
         builds: Builds | None = None,
+        settings: Callable[[], list[str]] | None = None,
     ) -> None:
         self.session = session
+        # Asks the kept provider which guests' host-side settings changed (no lock, no call
+        # to the daemon); None: nothing to ask.
+        self.settings = settings
         self.builds = builds
         self._status_written = 0.0
         self.status = status
@@ -194,6 +180,18 @@ class Controller:
             self.status.errors.extend(said)
             error = "; ".join(([error] if error else []) + said)
         return self._finish(started, clock, revision, result, changes, error, outcome)
+
+    def host_settings_changed(self) -> bool:
+        """Whether a host-side setting changed behind recon's back since the last pass."""
+        if self.settings is None:
+            return False
+        try:
+            changed = self.settings()
+        except (ReconError, OSError):
+            return False  # the next pass says what is wrong
+        if changed:
+            self.log.warning("host settings changed", extra={"guests": changed})
+        return bool(changed)
 
     def host_connection(self, up: bool, why: str) -> None:
         """The host's event connection was lost or is back (called from another thread).
@@ -449,10 +447,16 @@ def run_loop(
     backoff = backoff or Backoff()
     options = controller.options
     queue.add(SET_KEY)
+    look = options.settings_resync
+    next_look = time.monotonic() + look
     while not controller.stopping.is_set():
         key = queue.get(timeout=0.5)
         controller.metrics.queue_depth(queue.depth())
         if key is None:
+            if look > 0 and time.monotonic() >= next_look:
+                next_look = time.monotonic() + look
+                if controller.host_settings_changed():
+                    queue.add(SET_KEY)  # held by a backoff like a host event
             continue
         try:
             state, revision = desired()

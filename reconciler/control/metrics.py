@@ -1,8 +1,32 @@
-"""Prometheus metrics for the loop (prometheus_client: the reference client, well kept)."""
+"""What the loop reports (`Metrics`), and Prometheus metrics for it (prometheus_client: the
+reference client, well kept); `NoMetrics` when none are served."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics(Protocol):
+    def observe_run(self, seconds: float, result: str) -> None: ...
+    def drift(self, kind: str, policy: str) -> None: ...
+    def error(self, kind: str) -> None: ...
+    def queue_depth(self, depth: int) -> None: ...
+
+
+class NoMetrics:
+    def observe_run(self, seconds: float, result: str) -> None:
+        pass
+
+    def drift(self, kind: str, policy: str) -> None:
+        pass
+
+    def error(self, kind: str) -> None:
+        pass
+
+    def queue_depth(self, depth: int) -> None:
+        pass
 
 
 class PrometheusMetrics:

@@ -20,6 +20,9 @@ DRIFTED = "Drifted"
 SUSPENDED = "Suspended"
 # A Template being built before the pass takes the host (its reason: the build's stage).
 BUILDING = "Building"
+# What `recon status` shows for a resource last seen Ready or Drifted while the host does not
+# answer: nothing is known of it now.
+UNKNOWN = "Unknown"
 MAX_RUNS = 20
 
 
@@ -68,6 +71,31 @@ class Status:
         since = old.since if old is not None and old.condition == condition else time.time()
         applied = revision if revision is not None else (old.last_applied_revision if old else None)
         self.resources[ref] = ResourceStatus(condition, reason, applied, error, since)
+
+    def as_shown(self) -> Status:
+        """The status as `recon status` may state it now: while the host is unreachable, a
+        resource last seen Ready (or Drifted) is Unknown, its reason saying what was seen
+        last. The file keeps what was seen; the loop's next pass sets each one again."""
+        if not self.host_error:
+            return self
+        resources = dict(self.resources)
+        for ref, st in self.resources.items():
+            if st.condition in (READY, DRIFTED):
+                seen = f"host unreachable; last seen {st.condition}"
+                reason = f"{seen}: {st.reason}" if st.reason else seen
+                resources[ref] = ResourceStatus(
+                    UNKNOWN, reason, st.last_applied_revision, st.last_error, st.since
+                )
+        return Status(
+            self.host,
+            self.host_error,
+            self.source,
+            self.revision,
+            self.last_good_revision,
+            resources,
+            self.runs,
+            self.errors,
+        )
 
     def add_run(self, run: Run) -> None:
         self.runs.append(run)

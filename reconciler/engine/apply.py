@@ -47,6 +47,7 @@ class ApplyResult:
             "updated live": 0,
             "updated": 0,
             "restarted": 0,
+            "stopped": 0,
             "replaced": 0,
             "deleted": 0,
             "unchanged": self.unchanged,
@@ -58,6 +59,9 @@ class ApplyResult:
                 counts["deleted"] += 1
             elif change.action is Action.REPLACE:
                 counts["replaced"] += 1
+            elif _stops(change):
+                # Whatever else changed with it, the guest ends stopped, not restarted.
+                counts["stopped"] += 1
             elif change.disruption is Disruption.RESTART:
                 counts["restarted"] += 1
             elif change.disruption is Disruption.LIVE:
@@ -65,6 +69,14 @@ class ApplyResult:
             else:
                 counts["updated"] += 1
         return counts
+
+
+def _stops(change: Change) -> bool:
+    """A change that stops a guest that runs (or is paused, suspended, crashed)."""
+    return any(
+        f.path == "state" and f.after == "Stopped" and f.before not in (None, "Stopped")
+        for f in change.fields
+    )
 
 
 def apply_plan(

@@ -12,8 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.engine.notes import (
+    HOST,
+    SAVED_DEFINITION_NOTE,
+    host_wide_note,
+    shrink_note,
+)
 from reconciler.model.fields import Fields
-from reconciler.model.kinds import HostPolicy
+from reconciler.model.kinds import Container, HostPolicy, VirtualMachine
 from reconciler.model.plan import Action, Change, Disruption, FieldChange
 from reconciler.model.quantity import parse_quantity
 from reconciler.model.refs import ResourceRef
@@ -27,7 +33,6 @@ SECRET_APPLIED = "(the value applied last)"
 SECRET_UNKNOWN = "(not recorded as applied)"
 SECRET_NEW = "(a new value)"
 # Where a provider reports the host's own settings (KSM).
-HOST = ResourceRef("HostPolicy", "")
 
 
 def _base(path: str) -> str:
@@ -216,6 +221,11 @@ def _compare(
     unmet: list[str] | None = None,
 ) -> list[FieldChange]:
     desired = res.desired_fields(applied)
+    if isinstance(res.manifest, VirtualMachine | Container) and "state" not in desired:
+        # A guest runs unless its manifest says Stopped: a guest left stopped (an apply
+        # killed between its forced off and its start, a guest that shut itself down) is a
+        # difference even where the manifest leaves `state` to its default.
+        desired["state"] = res.manifest.spec.state
     out: list[FieldChange] = []
     for path, after in desired.items():
         if path in observed.fields:
@@ -226,6 +236,15 @@ def _compare(
             # Missing on a host that would show it (a disk volume deleted behind recon's
             # back): that is a difference, not "as applied".
             before = None
+        if before == after and path in observed.saved and observed.saved[path] != after:
+            # The running guest has it, its saved definition does not: only the definition
+            # is rewritten, nothing running is disturbed.
+            out.append(
+                FieldChange(
+                    path, observed.saved[path], after, Disruption.NONE, SAVED_DEFINITION_NOTE
+                )
+            )
+            continue
         if before == after or (path == "uuid" and after is None):
             continue  # unpinning a uuid keeps the one the guest has
         need = NEEDS.get(_base(path))
@@ -246,7 +265,8 @@ def _compare(
             disruption = classify(
                 res.ref.kind, path, before, after, desired, observed, capabilities
             )
-        out.append(FieldChange(path, before, after, disruption))
+        note = shrink_note(res.ref.kind, path, before, after, disruption)
+        out.append(FieldChange(path, before, after, disruption, note))
     return out
 
 
@@ -428,7 +448,7 @@ def _diff_host_policy(
         result.unchanged.append(res.ref)
         return
     fields = tuple(
-        FieldChange(k, observed.fields.get(k), v, Disruption.LIVE)
+        FieldChange(k, observed.fields.get(k), v, Disruption.LIVE, host_wide_note(k, v))
         for k, v in wanted.items()
         if observed.fields.get(k) != v
     )

@@ -96,9 +96,27 @@ def admission(
         if obs.running and obs.guaranteed_bytes:
             pct = round(100 * obs.guaranteed_bytes / obs.memory_bytes) if obs.memory_bytes else None
             holders.append(Holder(str(ref), obs.owned, obs.memory_bytes, pct, obs.guaranteed_bytes))
+    holders += other_driver_holders(observation)
     capacity = observation.host.memory_bytes - reserve
     promised = sum(h.guaranteed for h in holders)
     return holders, capacity, promised, mode
+
+
+def other_driver_holders(observation: Observation) -> list[Holder]:
+    """The running guests with a guarantee of the host's other local driver (LXC beside
+    QEMU), which the provider read beside this connection's: they share the same RAM."""
+    host = observation.objects.get(ResourceRef("HostPolicy", ""))
+    other = host.extra.get("otherDriver") if host is not None else None
+    if not isinstance(other, dict):
+        return []
+    out = []
+    for guest in other.get("guests", ()):
+        promised, memory = int(guest["guaranteed"]), int(guest["memory"])
+        if promised:
+            pct = round(100 * promised / memory) if memory else None
+            ref = f"{guest['resource']} ({other['uri']})"
+            out.append(Holder(ref, bool(guest["managed"]), memory, pct, promised))
+    return out
 
 
 def host_refusals(resources: Sequence[Resource], observation: Observation) -> list[str]:

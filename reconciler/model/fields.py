@@ -42,19 +42,9 @@ def flatten(spec: dict[str, Any]) -> Fields:
     return out
 
 
-# recon's own defaults that act on the host: a guest whose manifest leaves `state` out is
-# started when it is created, so one stopped behind recon's back is drift like any set field.
-_ACTING_DEFAULTS = ("state",)
-
-
 def set_fields(manifest: Manifest) -> Fields:
-    """Only the fields the manifest sets (hypervisor defaults are not drift), and the defaults
-    recon itself acts on."""
+    """Only the fields the manifest sets: hypervisor defaults are not drift."""
     spec = manifest.model_dump(mode="json", by_alias=True, exclude_unset=True)["spec"]
-    model = getattr(manifest, "spec", None)
-    for name in _ACTING_DEFAULTS:
-        if name not in spec and hasattr(model, name):
-            spec[name] = getattr(model, name)
     return flatten(spec)
 
 

@@ -63,6 +63,11 @@ class ObjectState(_Strict):
         description="Paths of the volumes a delete takes with it (a guest's disks with "
         "--delete-volumes, a template's image).",
     )
+    saved: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A running guest's saved definition (what its next boot gets), by field, "
+        "where it differs from `fields` (what it runs now); compared with the manifest too.",
+    )
 
 
 class HostFactsState(_Strict):

@@ -42,6 +42,16 @@ class FieldChange:
     before: Any
     after: Any
     disruption: Disruption
+    # What the change depends on that recon cannot see (a live shrink needs the guest's
+    # help); shown under the field in the plan. Empty when there is nothing to say.
+    note: str = ""
+
+
+def _field_json(f: FieldChange) -> dict[str, Any]:
+    data = {**asdict(f), "disruption": f.disruption.value}
+    if not f.note:
+        del data["note"]  # said only where there is something to say
+    return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,7 @@ class Change:
             "disruption": self.disruption.value,
             "reason": self.reason,
             "file": self.file,
-            "fields": [{**asdict(f), "disruption": f.disruption.value} for f in self.fields],
+            "fields": [_field_json(f) for f in self.fields],
         }
 
     @classmethod
@@ -72,7 +82,13 @@ class Change:
             action=Action(data["action"]),
             disruption=Disruption(data["disruption"]),
             fields=tuple(
-                FieldChange(f["path"], f["before"], f["after"], Disruption(f["disruption"]))
+                FieldChange(
+                    f["path"],
+                    f["before"],
+                    f["after"],
+                    Disruption(f["disruption"]),
+                    f.get("note", ""),
+                )
                 for f in data["fields"]
             ),
             reason=data.get("reason", ""),

@@ -58,6 +58,9 @@ class Observed:
     guaranteed_bytes: int = 0
     memory_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # A running guest's saved (persistent) definition, where it differs from what the guest
+    # runs now (fields holds the latter): what its next boot would get. Empty otherwise.
+    saved: Fields = field(default_factory=dict)
     # Paths of what on the host still needs this object (a pool's volumes, the volumes backed
     # by a template's image): a prune leaves it alone while any is left.
     in_use_by: tuple[str, ...] = ()
@@ -113,6 +116,7 @@ class Observation:
                         obs.running,
                         obs.uuid,
                         obs.stamp.spec_hash if obs.stamp else None,
+                        *([obs.saved] if obs.saved else []),
                     ],
                     sort_keys=True,
                     default=str,
@@ -214,6 +218,12 @@ class Provider(Protocol):
     def guest_status(self, refs: Sequence[ResourceRef]) -> dict[ResourceRef, dict[str, Any]]:
         """What only the running guests among refs can say (agent state, addresses, OS),
         asked one by one: for `get`, not for the bulk observation."""
+        ...
+
+    def host_settings_changed(self) -> list[str]:
+        """The guests whose host-side settings (the memory cgroup holding a guarantee) differ
+        now from what the last observe() read, which no host event reports. Cheap (files
+        only, no call to the host's daemon), so that a loop can ask often."""
         ...
 
     def close(self) -> None: ...

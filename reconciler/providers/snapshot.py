@@ -99,6 +99,7 @@ def export_observation(observation: Observation, observed_at: datetime) -> dict[
                 "extra": _json_safe(obs.extra),
                 "inUseBy": list(obs.in_use_by),
                 "volumes": list(obs.volumes),
+                **({"saved": _json_safe(obs.saved)} if obs.saved else {}),
             }
             for ref, obs in sorted(observation.objects.items())
         ],
@@ -198,6 +199,7 @@ def parse_host_state(text: str, source: str) -> tuple[Observation, HostStateDocu
             extra=dict(item.extra),
             in_use_by=tuple(item.in_use_by),
             volumes=tuple(item.volumes),
+            saved=dict(item.saved),
         )
     if observation.fingerprint() != document.fingerprint:
         raise HostStateError(
@@ -268,6 +270,9 @@ class SnapshotProvider:
 
     def current(self) -> bool:
         return True
+
+    def host_settings_changed(self) -> list[str]:
+        return []
 
     def flush(self) -> None:
         return None

@@ -77,6 +77,7 @@ def test_a_persistent_failure_is_logged_recorded_and_backs_off_despite_host_even
 
     poker = threading.Thread(target=poke, daemon=True)
     before = len(failed_passes(loop.lines))
+    events_before = sum('"host event"' in line for line in loop.lines)
     poker.start()
     try:
         time.sleep(WINDOW)
@@ -85,6 +86,8 @@ def test_a_persistent_failure_is_logged_recorded_and_backs_off_despite_host_even
         poker.join(30)
     loop.wait_log("host event")  # the events did arrive
     during = len(failed_passes(loop.lines)) - before
+    events = sum('"host event"' in line for line in loop.lines) - events_before
+    print(f"failed passes in {WINDOW:g} s: {during}, with {events} host events")  # measured
     # Three retries are due in the window; one more is slack for a loaded machine. Without
     # backoff the events alone would make a pass every 0.3 s (more than 20).
     assert 1 <= during <= 4, loop.describe()

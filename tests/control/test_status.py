@@ -11,12 +11,14 @@ from reconciler.control.status import (
     READY,
     RECONCILING,
     STALLED,
+    UNKNOWN,
     Run,
     Status,
     load_status,
     save_status,
     status_path,
 )
+from tests.conftest import Recon
 
 
 def sample() -> Status:
@@ -85,3 +87,33 @@ def test_a_condition_keeps_its_since_and_the_last_applied_revision_is_remembered
     assert entry.condition == RECONCILING
     assert entry.last_error == "boom"
     assert entry.last_applied_revision == "abc"
+
+
+def test_status_shows_what_was_ready_as_unknown_while_the_host_is_unreachable(
+    recon: Recon,
+) -> None:
+    uri = "qemu:///system"
+    status = sample()
+    status.host = uri
+    status.host_error = "cannot connect to qemu:///system: Failed to connect socket"
+    save_status(status_path(recon.home, uri), status)
+    shown = json.loads(recon.ok("--connect", uri, "status", "-o", "json").stdout)
+    conditions = {ref: st["condition"] for ref, st in shown["resources"].items()}
+    assert conditions == {
+        "VirtualMachine/web-1": UNKNOWN,
+        "VirtualMachine/db-1": UNKNOWN,
+        "Container/cache-1": STALLED,  # what recon did (a refusal) is still known
+    }
+    assert shown["resources"]["VirtualMachine/web-1"]["reason"] == (
+        "host unreachable; last seen Ready: applied"
+    )
+    table = recon.ok("--connect", uri, "status").stdout
+    assert "UNREACHABLE" in table
+    row = next(line for line in table.splitlines() if line.startswith("VirtualMachine/web-1"))
+    assert row.split()[1] == UNKNOWN
+    # Reachable again: what the loop saw is shown as it saw it.
+    status.host_error = None
+    save_status(status_path(recon.home, uri), status)
+    shown = json.loads(recon.ok("--connect", uri, "status", "-o", "json").stdout)
+    assert shown["resources"]["VirtualMachine/web-1"]["condition"] == READY
+    assert load_status(status_path(recon.home, uri)) == status

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import output
 from tests.integration.conftest import Host, Scene
+from tests.integration.test_reconnect import Watch
 
 MiB = 1024 * 1024
 
@@ -61,7 +63,7 @@ def test_guarantee_is_written_into_the_guests_memory_cgroup(host: Host, scene: S
     wide = scene.recon.ok("get", "-o", "wide").stdout
     row = next(line for line in wide.splitlines() if f" {name} " in line)
     assert f"64Mi ({how})" in row
-    footer = wide.strip().splitlines()[-1]
+    footer = next(line for line in wide.splitlines() if line.startswith("host "))
     assert re.search(rf"promised to \d+ running guests? \(.*{re.escape(how)}", footer), footer
     scene.converged()
 
@@ -92,6 +94,39 @@ def test_a_guarantee_lost_behind_recons_back_is_drift_and_is_restored(
     scene.apply()
     assert held(name) == 64 * MiB
     scene.converged()
+
+
+def reset(name: str) -> None:
+    """What a restart by another tool leaves: a fresh cgroup with no protection."""
+    version, group = guest_cgroup(name)
+    if version == "v1":
+        (group / "memory.soft_limit_in_bytes").write_text("-1\n")
+    else:
+        (group / "memory.min").write_text("0\n")
+
+
+@pytest.mark.usefixtures("local")
+def test_the_loop_heals_a_reset_guarantee_long_before_its_resync(host: Host, scene: Scene) -> None:
+    # No host event reports a cgroup write, and the full resync is 600 s here: only the
+    # loop's look at the guarantees' cgroups (--settings-resync, 15 s by default) can heal it.
+    name = scene.vm(memory="128Mi", memoryGuarantee="50%")
+    scene.apply()
+    loop = Watch(host, scene)
+    heals = []
+    try:
+        loop.wait(lambda: loop.logged("reconciled"), 120, "the first pass")
+        for _ in range(3):
+            reset(name)
+            assert held(name) == 0
+            moment = time.monotonic()
+            loop.wait(lambda: held(name) == 64 * MiB, 120, "the guarantee healed")
+            heals.append(time.monotonic() - moment)
+        assert loop.logged("host settings changed"), loop.describe()
+    finally:
+        code = loop.stop()
+    assert code == 0, loop.describe()
+    # Measured, not asserted (docs/operations.md gives the bound).
+    print(f"guarantee healed after {', '.join(f'{h:.1f}' for h in heals)} s")
 
 
 @pytest.mark.usefixtures("local")

@@ -105,7 +105,7 @@ def owned_libvirtd(host: Host) -> Iterator[None]:
 def test_the_loop_reconnects_after_libvirtd_restarts_and_heals_what_changed(
     host: Host, scene: Scene, owned_libvirtd: None
 ) -> None:
-    vm = scene.vm("a", state="Running")  # set: only set fields are compared
+    vm = scene.vm("a", state="Running")
     scene.apply()
     loop = Watch(host, scene)
     try:
@@ -132,7 +132,7 @@ def test_the_loop_reconnects_after_libvirtd_restarts_and_heals_what_changed(
 def test_a_loop_started_while_libvirtd_is_down_subscribes_once_it_answers(
     host: Host, scene: Scene, owned_libvirtd: None
 ) -> None:
-    vm = scene.vm("a", state="Running")  # set: only set fields are compared
+    vm = scene.vm("a", state="Running")
     scene.apply()
     subprocess.run([LIBVIRTD, "stop"], check=True, timeout=120)
     loop = Watch(host, scene)

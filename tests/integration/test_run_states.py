@@ -20,7 +20,7 @@ def status_of(scene: Scene, ref: str) -> dict[str, object]:
 
 
 def test_a_paused_guest_shows_paused_and_apply_resumes_it(host: Host, scene: Scene) -> None:
-    vm = scene.vm("a", state="Running")  # set: only set fields are compared
+    vm = scene.vm("a", state="Running")
     scene.apply()
     host.domain(vm).suspend()
     seen = status_of(scene, f"VirtualMachine/{vm}")

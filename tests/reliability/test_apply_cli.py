@@ -246,6 +246,9 @@ def test_cpus_within_max_cpus_and_a_memory_shrink_are_applied_live(
     assert "~ VirtualMachine/web-1  update (live)" in pending.stdout
     assert "cpus: 2 -> 3  (live)" in pending.stdout
     assert "memory: 1Gi -> 512Mi  (live)" in pending.stdout
+    # What the shrink depends on inside the guest, said before it is tried.
+    assert "note: needs the guest's balloon driver (virtio_balloon)" in pending.stdout
+    assert "hot-unplug" not in pending.stdout  # cpus grow: nothing asked of the guest
 
     result = recon.ok("apply", "-f", applied)
     assert "1 updated live" in result.stdout
@@ -296,6 +299,23 @@ def test_boot_settings_restart_the_guest_and_converge(
     assert web_1["running"] is True
     assert web_1["uuid"] == uuid
     assert recon("diff", "-f", applied).returncode == 0
+
+
+@pytest.mark.parametrize("with_boot_change", [False, True], ids=["stop", "stop+bootOrder"])
+def test_a_stop_is_counted_as_stopped_never_as_restarted(
+    recon: Recon, applied: Path, with_boot_change: bool
+) -> None:
+    web = applied / "vms" / "web-1.yaml"
+    edit(web, "  state: Running\n", "  state: Stopped\n")
+    if with_boot_change:
+        # A restart-class field with it: the guest is stopped, not restarted.
+        edit(web, "bootOrder: [disk, network]", "bootOrder: [network, disk]")
+    result = recon.ok("apply", "-f", applied)
+    assert "VirtualMachine/web-1: updated, stopped" in result.stderr
+    assert "1 stopped" in result.stdout
+    assert "0 restarted" in result.stdout
+    assert "0 updated live" in result.stdout
+    assert recon.objects()["VirtualMachine/web-1"]["running"] is False
 
 
 def test_adding_a_disk_restarts_the_guest_and_keeps_it(recon: Recon, applied: Path) -> None:

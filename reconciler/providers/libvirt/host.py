@@ -17,6 +17,7 @@ Paths are parameters so that tests can point them at a scratch tree.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -234,6 +235,44 @@ def set_ksm_enabled(enabled: bool, path: Path = KSM_RUN) -> None:
     # 0 stops merging and keeps what is merged; 2 would also unmerge every page, a large
     # and slow change no manifest asked for.
     path.write_text("1\n" if enabled else "0\n")
+
+
+# What the host's KSM settings were before recon's HostPolicy first changed them, so that
+# deleting the policy can put them back. Host-wide, as KSM is: not in one operator's
+# RECON_HOME. RECON_HOST_RECORD moves it (tests).
+HOST_RECORD = Path("/var/lib/recon/host-policy.json")
+
+
+def host_record_path() -> Path:
+    return Path(os.environ.get("RECON_HOST_RECORD") or HOST_RECORD)
+
+
+def read_host_record() -> dict[str, object] | None:
+    """The KSM settings recorded before recon's first change, or None (none recorded, or
+    a record that does not parse: then nothing is put back, rather than a guess)."""
+    try:
+        data = json.loads(host_record_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ksm = data.get("ksm") if isinstance(data, dict) else None
+    return dict(ksm) if isinstance(ksm, dict) and ksm else None
+
+
+def write_host_record(ksm: dict[str, object]) -> None:
+    """Atomically (temp file, rename), root's only."""
+    path = host_record_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".host-policy-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"ksm": ksm}, fh, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def drop_host_record() -> None:
+    host_record_path().unlink(missing_ok=True)
 
 
 # --- container root filesystems --------------------------------------------------------------

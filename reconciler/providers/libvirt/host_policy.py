@@ -11,7 +11,7 @@ from typing import Any
 import libvirt
 
 from reconciler.model.kinds import HostPolicy
-from reconciler.model.plan import Change
+from reconciler.model.plan import Action, Change
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 from reconciler.providers.base import ApplyContext, Observed, ProviderError, UnsupportedError
@@ -59,6 +59,10 @@ def observe(host: Host, stats: dict[str, int] | None = None) -> Observed:
         if enabled is not None:
             fields["ksm.enabled"] = enabled
     extra: dict[str, Any] = {}
+    recorded = lh.read_host_record() if host.local and params is not None else None
+    if recorded is not None:
+        # What the host had before recon's policy first changed it: what a delete puts back.
+        extra["recorded"] = recorded
     stats = memory_stats(host.conn) if stats is None else stats
     if "free" in stats:
         kib = sum(int(stats.get(k, 0)) for k in ("free", "buffers", "cached"))
@@ -69,10 +73,42 @@ def observe(host: Host, stats: dict[str, int] | None = None) -> Observed:
 def apply_host_policy(
     host: Host, change: Change, resource: Resource | None, context: ApplyContext
 ) -> str:
-    """Read back before it is reported done."""
-    assert resource is not None and isinstance(resource.manifest, HostPolicy)
+    """Read back before it is reported done. The first change recon makes records what the
+    host had (on the host itself); a delete puts that back and drops the record."""
     if not host.capabilities.get("ksm"):
         raise UnsupportedError("KSM settings are not supported by this host")
+    if change.action is Action.DELETE:
+        return _restore(host, change)
+    assert resource is not None and isinstance(resource.manifest, HostPolicy)
+    if host.local and lh.read_host_record() is None:
+        had = {k: v for k, v in observe(host).fields.items() if k.startswith("ksm.")}
+        try:
+            lh.write_host_record(had)
+        except OSError as exc:
+            raise ProviderError(
+                f"KSM: cannot record the host's settings before changing them in "
+                f"{lh.host_record_path()}: {exc.strerror}; nothing was changed",
+                "run recon as root on the host",
+            ) from None
+    _set(host, change)
+    return "KSM " + ", ".join(
+        f"{f.path.removeprefix('ksm.')} {f.before} -> {f.after}" for f in change.fields
+    )
+
+
+def _restore(host: Host, change: Change) -> str:
+    recorded = lh.read_host_record() if host.local else None
+    if recorded is None:
+        return "nothing recorded: KSM left as it is"
+    _set(host, change)
+    lh.drop_host_record()
+    done = ", ".join(
+        f"{f.path.removeprefix('ksm.')} {f.before} -> {f.after}" for f in change.fields
+    )
+    return f"KSM restored to what the host had before recon ({done or 'already so'})"
+
+
+def _set(host: Host, change: Change) -> None:
     params: dict[str, int] = {}
     enabled: bool | None = None
     for f in change.fields:
@@ -100,6 +136,3 @@ def apply_host_policy(
             + ", ".join(f"{p} = {seen.get(p)}" for p in wrong)
             + " after the change"
         )
-    return "KSM " + ", ".join(
-        f"{f.path.removeprefix('ksm.')} {f.before} -> {f.after}" for f in change.fields
-    )

@@ -28,12 +28,20 @@ from reconciler.providers.base import (
     Observed,
     ProviderError,
 )
-from reconciler.providers.libvirt import events, host_policy, networks, storage, templates
+from reconciler.providers.libvirt import (
+    events,
+    host_policy,
+    neighbours,
+    networks,
+    storage,
+    templates,
+)
 from reconciler.providers.libvirt import host as lh
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, host_errors
 from reconciler.providers.libvirt.embedded import EmbeddedHost
 from reconciler.providers.libvirt.guests import apply as guest_apply
+from reconciler.providers.libvirt.guests import guarantee
 from reconciler.providers.libvirt.guests import observe as guest_observe
 from reconciler.providers.libvirt.guests import tools as guest_tools
 
@@ -85,6 +93,9 @@ class LibvirtProvider:
         # pool name -> its volumes, as last observed; emptied by any change that may
         # create, resize or delete a volume.
         self._volumes: storage.VolumeCache | None = {} if keep else None
+        # Running guests whose guarantee a cgroup holds: name -> (memory, what it held at the
+        # last observation), for host_settings_changed.
+        self._held: dict[str, tuple[int, str]] = {}
         with host_errors(f"cannot read the capabilities of {self.uri}"):
             self.driver, self._caps = self._driver_and_capabilities()
         self.host = Host(
@@ -188,6 +199,19 @@ class LibvirtProvider:
             guest_observe.observe(self.host, objects, seen.by_path, self._domains)
             guest_tools.observe_guests(self.host, objects)
             objects[host_policy.HOST_POLICY] = host_policy.observe(self.host, stats)
+            # The other local driver's guests share this host's RAM: counted by admission.
+            beside = neighbours.observe(self.host)
+            if beside is not None:
+                objects[host_policy.HOST_POLICY].extra["otherDriver"] = beside
+        self._held = {
+            ref.name: (obs.memory_bytes, str(obs.fields["memoryGuarantee"]))
+            for ref, obs in objects.items()
+            if obs.running
+            and obs.stamp is not None
+            and "memoryGuarantee" in obs.stamp.applied
+            and obs.extra.get("guarantee") in (lh.CGROUP_V1, lh.CGROUP_V2)
+            and "memoryGuarantee" in obs.fields
+        }
         return Observation(host=facts, objects=objects)
 
     # --- inside a guest (guests/tools.py dispatches by driver) ---------------------------------
@@ -207,6 +231,13 @@ class LibvirtProvider:
     def guest_status(self, refs: Sequence[ResourceRef]) -> dict[ResourceRef, dict[str, Any]]:
         with host_errors("reading the guests' status"):
             return guest_tools.guest_status(self.host, list(refs))
+
+    def host_settings_changed(self) -> list[str]:
+        return [
+            name
+            for name, (memory, held) in self._held.items()
+            if guarantee.held_now(self.host, name, memory) != held
+        ]
 
     def apply(self, change: Change, resource: Resource | None, context: ApplyContext) -> str:
         try:

@@ -42,8 +42,10 @@ def apply_guest(
     macs: list[str | None] = []
     attached: dict[str, str] = {}
     notes: list[str] = []
+    definition = ""  # the guest's saved definition before this change, if it has one
     if dom is not None:
-        parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        parsed = lx.parse_domain(definition)
         if change.action is not Action.CREATE or parsed.stamp is None:
             check_owned(change.ref, parsed.stamp, context)
         existing_uuid, attached = parsed.uuid, parsed.disk_paths
@@ -69,7 +71,13 @@ def apply_guest(
         )
     )
     if was_running:
-        notes += live.live_changes(host, dom, change, manifest)
+        try:
+            notes += live.live_changes(host, dom, change, manifest)
+        except (ProviderError, libvirt.libvirtError):
+            # The guest refused (a shrink it cannot make): its next boot must not get the
+            # change either, so the definition goes back to what it was.
+            host.conn.defineXML(definition)
+            raise
     dom.setAutostart(1 if manifest.spec.autostart else 0)
     started, run_notes = _run_state(dom, change, manifest, was_running, context)
     notes += run_notes

@@ -41,8 +41,24 @@ def observe(
     except OSError:
         return promised, lh.ADMISSION_ONLY
     if memory:
-        fields["memoryGuarantee"] = f"{round(100 * min(held, memory) / memory)}%"
+        fields["memoryGuarantee"] = _percent(held, memory)
     return max(held, promised), cgroup.how
+
+
+def _percent(held: int, memory: int) -> str:
+    return f"{round(100 * min(held, memory) / memory)}%"
+
+
+def held_now(host: Host, name: str, memory: int) -> str | None:
+    """The guarantee the running guest's cgroup holds now, as observe reports it; files only
+    (the pid file, /proc, the cgroup), no libvirt call. None where no cgroup can be read."""
+    cgroup = _memory_cgroup(host, name)
+    if cgroup is None or not memory:
+        return None
+    try:
+        return _percent(cgroup.read(), memory)
+    except OSError:
+        return None
 
 
 def hold(host: Host, dom: libvirt.virDomain, manifest: VirtualMachine | Container) -> list[str]:

@@ -217,6 +217,13 @@ def _observe_domain(
                 fields[key] = parsed.fields[key]
             else:
                 fields.pop(key, None)
+    # What the next boot gets, where it differs from what runs (a `virsh define` of a running
+    # guest, or a change saved for the next boot); both texts are read for running guests only.
+    saved = (
+        {k: v for k, v in parsed.fields.items() if k in fields and fields[k] != v}
+        if live is not None
+        else {}
+    )
     word, why = run_state(state[0], state[1]) if len(state) >= 2 else ("Running", None)
     fields["state"] = word if running else "Stopped"
     fields["autostart"] = parsed.name in autostart
@@ -245,4 +252,5 @@ def _observe_domain(
             "stateReason": why,
         },
         volumes=tuple(parsed.disk_paths.values()),
+        saved=saved,
     )
