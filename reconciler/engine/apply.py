@@ -117,7 +117,41 @@ def apply_plan(
                 failed_delete = change.ref
             continue
         result.applied.append((change, detail))
+    _settle(plan, result, context)
     return result
+
+
+def _settle(plan: Plan, result: ApplyResult, context: ApplyContext) -> None:
+    """The provider's checks at the end (a guest it started that stopped right after): a
+    check that fails turns its change, reported applied so far, into a failure; a change that
+    had failed already gets the check's error first, as the likelier cause. Nothing waits
+    for a guest, so nothing else is undone."""
+    checks, context.settle[:] = list(context.settle), []
+    if result.host_lost:
+        return
+    for ref, check in checks:
+        try:
+            check()
+        except HostUnreachable as exc:
+            result.host_lost = True
+            _fail_late(result, ref, str(exc))
+            break
+        except ReconError as exc:
+            _fail_late(result, ref, str(exc))
+    order = {c.ref: i for i, c in enumerate(plan.changes)}
+    result.failures.sort(key=lambda item: order.get(item[0].ref, len(order)))
+
+
+def _fail_late(result: ApplyResult, ref: ResourceRef, message: str) -> None:
+    for index, (change, _detail) in enumerate(result.applied):
+        if change.ref == ref:
+            del result.applied[index]
+            result.failures.append((change, message))
+            return
+    for index, (change, earlier) in enumerate(result.failures):
+        if change.ref == ref:
+            result.failures[index] = (change, f"{message} (then: {earlier})")
+            return
 
 
 def _blocker(
