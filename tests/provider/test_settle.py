@@ -90,7 +90,10 @@ def test_a_container_init_that_forked_is_told_from_one_that_did_not(tmp_path: Pa
 
 def test_the_message_names_the_guest_and_the_inotify_limit_when_it_is_used_up() -> None:
     message, hint = settle.stopped_message(CT, "lxc", "shut down", InotifyUse(128, 124))
-    assert message.startswith("Container/ct-21: stopped right after it was started (shut down)")
+    assert message.startswith(
+        "Container/ct-21: stopped right after it was started: most likely its init found no "
+        "inotify instance left, libvirt says shut down; "
+    )
     assert (
         "fs.inotify.max_user_instances=128 is used up (124 in use): raise it "
         "(sysctl -w fs.inotify.max_user_instances=1024)" in message

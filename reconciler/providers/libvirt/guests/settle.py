@@ -67,7 +67,7 @@ def stopped_message(
     """What a guest that stopped right after its start is told with: the likely cause and
     what to do, in the message itself (an apply's summary shows only that)."""
     name = ref.name
-    said = f" ({why})" if why else ""
+    said = f", libvirt says {why}" if why else ""
     family = "lxc" if driver == "lxc" else "qemu"
     log = f"/var/log/libvirt/{family}/{name}.log"
     if use is not None and use.near():
@@ -76,7 +76,7 @@ def stopped_message(
             f"raise it (sysctl -w fs.inotify.max_user_instances={use.suggested()}); "
             "the next apply starts it again"
         )
-        cause = "its init found no inotify instance left, most likely"
+        cause = "most likely its init found no inotify instance left"
     elif driver == "lxc":
         hint = (
             f"see {log} and the container's init (its template's /sbin/init); "
@@ -86,4 +86,4 @@ def stopped_message(
     else:
         hint = f"see {log}; the next apply starts it again"
         cause = "it shut down or its hypervisor exited"
-    return f"{ref}: stopped right after it was started{said}: {cause}; {hint}", hint
+    return f"{ref}: stopped right after it was started: {cause}{said}; {hint}", hint
