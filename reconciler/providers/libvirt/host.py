@@ -9,6 +9,10 @@ Two things libvirt does not do for recon on this kind of host:
 And one thing libvirt's LXC driver expects to find ready: a container's root filesystem.
 recon makes it from the Template's archive (an ext4 image in the container's raw volume).
 
+And what libvirt does not say about containers that stop right after their start: root's
+inotify limit and use (each systemd container holds a few instances against it), and whether a
+container's init has forked yet.
+
 All of these only make sense when recon runs on the host libvirtd runs on (`is_local`); over
 a remote URI the guarantee is admission only and KSM's run switch is out of reach, and recon
 says so.
