@@ -81,7 +81,8 @@ def apply_plan(
     deletes wait once a delete failed, since what is only on the host has no references to
     follow (a pool's prune follows its guests'). A lost host stops the apply: nothing else
     could work. Asked to stop (a signal), it stops between two changes: the change under way
-    always finishes, so nothing is left half done."""
+    always finishes, so nothing is left half done. At the end the provider's checks run
+    (ApplyContext.settle: a guest it started that stopped right after fails its change)."""
     by_ref: dict[ResourceRef, Resource] = {r.ref: r for r in resources}
     result = ApplyResult(unchanged=len(plan.unchanged))
     # What failed or waits -> the failed change at the root of it.
