@@ -93,7 +93,8 @@ def apply_plan(
     deletes wait once a delete failed, since what is only on the host has no references to
     follow (a pool's prune follows its guests'). A lost host stops the apply: nothing else
     could work. Asked to stop (a signal), it stops between two changes: the change under way
-    always finishes, so nothing is left half done."""
+    always finishes, so nothing is left half done. At the end the provider's checks run
+    (ApplyContext.settle: a guest it started that stopped right after fails its change)."""
     by_ref: dict[ResourceRef, Resource] = {r.ref: r for r in resources}
     result = ApplyResult(unchanged=len(plan.unchanged))
     # What failed or waits -> the failed change at the root of it.
@@ -129,7 +130,41 @@ def apply_plan(
                 failed_delete = change.ref
             continue
         result.applied.append((change, detail))
+    _settle(plan, result, context)
     return result
+
+
+def _settle(plan: Plan, result: ApplyResult, context: ApplyContext) -> None:
+    """The provider's checks at the end (a guest it started that stopped right after): a
+    check that fails turns its change, reported applied so far, into a failure; a change that
+    had failed already gets the check's error first, as the likelier cause. Nothing waits
+    for a guest, so nothing else is undone."""
+    checks, context.settle[:] = list(context.settle), []
+    if result.host_lost:
+        return
+    for ref, check in checks:
+        try:
+            check()
+        except HostUnreachable as exc:
+            result.host_lost = True
+            _fail_late(result, ref, str(exc))
+            break
+        except ReconError as exc:
+            _fail_late(result, ref, str(exc))
+    order = {c.ref: i for i, c in enumerate(plan.changes)}
+    result.failures.sort(key=lambda item: order.get(item[0].ref, len(order)))
+
+
+def _fail_late(result: ApplyResult, ref: ResourceRef, message: str) -> None:
+    for index, (change, _detail) in enumerate(result.applied):
+        if change.ref == ref:
+            del result.applied[index]
+            result.failures.append((change, message))
+            return
+    for index, (change, earlier) in enumerate(result.failures):
+        if change.ref == ref:
+            result.failures[index] = (change, f"{message} (then: {earlier})")
+            return
 
 
 def _blocker(

@@ -136,6 +136,46 @@ def host_refusals(resources: Sequence[Resource], observation: Observation) -> li
     return out
 
 
+def starts_containers(
+    changes: Sequence[Change], resources: Sequence[Resource], observation: Observation
+) -> list[ResourceRef]:
+    """The containers an apply of changes starts that do not run now (a restart or a replace
+    of a running one gives back what it takes)."""
+    wanted = {r.ref: r.manifest for r in resources}
+    out = []
+    for change in changes:
+        manifest = wanted.get(change.ref)
+        if not isinstance(manifest, Container) or manifest.spec.state != "Running":
+            continue
+        observed = observation.objects.get(change.ref)
+        if observed is None or not observed.running:
+            out.append(change.ref)
+    return out
+
+
+def inotify_warning(
+    changes: Sequence[Change], resources: Sequence[Resource], observation: Observation
+) -> str | None:
+    """On a local LXC host: the containers the plan starts will not all find the inotify
+    instances their init needs (root's fs.inotify.max_user_instances), and those that do
+    not stop right after their start."""
+    use = observation.host.inotify
+    if use is None or family(observation.host.driver) != "lxc":
+        return None
+    starting = starts_containers(changes, resources, observation)
+    if not starting or use.needed(len(starting)) <= use.limit:
+        return None
+    left = max(len(starting) - use.room(), 0)
+    return (
+        f"{len(starting)} containers to start need about {len(starting) * use.per_container} "
+        f"inotify instances ({use.per_container} each for systemd), but "
+        f"fs.inotify.max_user_instances={use.limit} has {max(use.limit - use.in_use, 0)} "
+        f"left ({use.in_use} in use): about {left} of them would stop right after their "
+        f"start; raise it first (sysctl -w fs.inotify.max_user_instances="
+        f"{use.suggested(len(starting))})"
+    )
+
+
 def make_plan(
     resources: Sequence[Resource], observation: Observation, options: PlanOptions = PlanOptions()
 ) -> Plan:
@@ -200,6 +240,9 @@ def make_plan(
     deletes.sort(key=lambda c: sort_key(c.ref), reverse=True)
     holders, capacity, promised, mode = admission(resources, observation, {c.ref for c in deletes})
     warnings = list(result.unsupported) + spared
+    too_many = inotify_warning(changes, resources, observation)
+    if too_many:
+        warnings.append(too_many)
     if promised > capacity:
         if mode == "Refuse":
             raise AdmissionError(capacity, promised, holders)

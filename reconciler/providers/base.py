@@ -72,6 +72,39 @@ class Observed:
         return self.stamp is not None and self.stamp.managed_by == MANAGED_BY
 
 
+@dataclass(frozen=True, slots=True)
+class InotifyUse:
+    """fs.inotify.max_user_instances and the inotify instances root holds now, on a local
+    LXC host: each systemd container holds a few against root's limit, and a container whose
+    init cannot get its own stops right after its start."""
+
+    limit: int
+    in_use: int
+    # What one systemd container holds against root (measured on debian-12-minimal:
+    # systemd 5, logind 1, agetty 1; its dbus-daemon's counts against its own user).
+    per_container: int = 7
+
+    def room(self) -> int:
+        """How many more containers fit."""
+        return max(self.limit - self.in_use, 0) // self.per_container
+
+    def needed(self, containers: int) -> int:
+        """Instances in use once that many more containers run."""
+        return self.in_use + containers * self.per_container
+
+    def near(self) -> bool:
+        """Too close to the limit for two more containers: a container's init that stopped
+        right after its start most likely found none left."""
+        return self.room() < 2
+
+    def suggested(self, containers: int = 0) -> int:
+        """A limit to raise it to: 1024, or a power of two twice what is needed."""
+        value = 1024
+        while value < 2 * self.needed(containers):
+            value *= 2
+        return value
+
+
 @dataclass(slots=True)
 class HostFacts:
     uri: str
@@ -82,6 +115,8 @@ class HostFacts:
     # Capabilities of this host, by name (e.g. "live-memory", "ksm"): False means the host
     # cannot do it and recon says so rather than pretending.
     capabilities: dict[str, bool] = field(default_factory=dict)
+    # A local LXC host's inotify limit and use (None elsewhere, and in an export).
+    inotify: InotifyUse | None = None
 
 
 @dataclass(slots=True)
@@ -246,3 +281,6 @@ class ApplyContext:
     build_errors: Mapping[str, str] = field(default_factory=dict)
     # Every secret the plan's resources reference, read before the first action.
     secrets: SecretValues = field(default_factory=dict)
+    # Checks a provider leaves for the end of the apply, in the order it left them (a guest it
+    # started still runs a moment later): each raises a ReconError that fails its change.
+    settle: list[tuple[ResourceRef, Callable[[], None]]] = field(default_factory=list)

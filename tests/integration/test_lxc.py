@@ -28,8 +28,11 @@ from tests.integration.conftest import Host, Scene
 MiB = 1024 * 1024
 
 
-def root_tree_archive(work: Path) -> Path:
-    """A root tree that can run: /sbin/init is a shell script that sleeps."""
+SLEEPS = "#!/bin/sh\nexec /bin/sleep 100000\n"
+
+
+def root_tree_archive(work: Path, init: str = SLEEPS) -> Path:
+    """A root tree that can run: /sbin/init is a shell script (by default one that sleeps)."""
     tree = work / "tree"
     for sub in ("sbin", "bin", "proc", "sys", "dev", "tmp", "etc", "run"):
         (tree / sub).mkdir(parents=True, exist_ok=True)
@@ -41,18 +44,18 @@ def root_tree_archive(work: Path) -> Path:
                 dest = tree / word.lstrip("/")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(Path(word).resolve(), dest)
-    init = tree / "sbin" / "init"
-    init.write_text("#!/bin/sh\nexec /bin/sleep 100000\n")
-    init.chmod(0o755)
+    init_file = tree / "sbin" / "init"
+    init_file.write_text(init)
+    init_file.chmod(0o755)
     archive = work / "root.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(tree, arcname=".")
     return archive
 
 
-def container_scene(scene: Scene, **spec: Any) -> str:
+def container_scene(scene: Scene, init: str = SLEEPS, **spec: Any) -> str:
     pool = scene.pool()
-    archive = root_tree_archive(scene.work)
+    archive = root_tree_archive(scene.work, init)
     template = scene.put(
         "Template",
         "root",

@@ -9,6 +9,10 @@ Two things libvirt does not do for recon on this kind of host:
 And one thing libvirt's LXC driver expects to find ready: a container's root filesystem.
 recon makes it from the Template's archive (an ext4 image in the container's raw volume).
 
+And what libvirt does not say about containers that stop right after their start: root's
+inotify limit and use (each systemd container holds a few instances against it), and whether a
+container's init has forked yet.
+
 All of these only make sense when recon runs on the host libvirtd runs on (`is_local`); over
 a remote URI the guarantee is admission only and KSM's run switch is out of reach, and recon
 says so.
@@ -27,7 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from reconciler.providers.base import InotifyUse
+
 PROC = Path("/proc")
+INOTIFY_MAX = Path("/proc/sys/fs/inotify/max_user_instances")
 KSM_RUN = Path("/sys/kernel/mm/ksm/run")
 LIBVIRT_RUN = Path("/run/libvirt")
 
@@ -273,6 +280,63 @@ def write_host_record(ksm: dict[str, object]) -> None:
 
 def drop_host_record() -> None:
     host_record_path().unlink(missing_ok=True)
+
+
+# --- inotify and containers' inits ----------------------------------------------------------
+
+
+def inotify_in_use(proc: Path = PROC, uid: int = 0) -> int:
+    """The inotify instances the processes of uid hold (their fds that are one): the kernel
+    counts them per user against fs.inotify.max_user_instances. An estimate: an instance
+    shared by two processes counts twice, one whose creator changed user is missed."""
+    count = 0
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            fds = os.scandir(Path(entry.path) / "fd")
+        except OSError:
+            continue  # gone, or not ours to read
+        with fds:
+            for fd in fds:
+                try:
+                    if os.readlink(fd.path) == "anon_inode:inotify":
+                        count += 1
+                except OSError:
+                    continue
+    return count
+
+
+def inotify_use(proc: Path = PROC, limit: Path = INOTIFY_MAX) -> InotifyUse | None:
+    """root's inotify limit and use; None when the kernel has no such limit to read."""
+    try:
+        most = int(limit.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return InotifyUse(limit=most, in_use=inotify_in_use(proc))
+
+
+def _children(pid: int, proc: Path) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = list((proc / str(pid) / "task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            out += [int(word) for word in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def container_init_forked(controller: int, proc: Path = PROC) -> bool:
+    """Whether a container's init (the child of libvirt's controller process) has started
+    processes of its own: a systemd that did, got past setting itself up (where it stops when
+    the host has no inotify instance left for it)."""
+    return any(_children(init, proc) for init in _children(controller, proc))
 
 
 # --- container root filesystems --------------------------------------------------------------

@@ -21,7 +21,7 @@ from reconciler.providers.base import ApplyContext, ProviderError
 from reconciler.providers.libvirt import storage, templates
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, check_owned, lookup, make_stamp
-from reconciler.providers.libvirt.guests import guarantee, live, lxc, observe, tools
+from reconciler.providers.libvirt.guests import guarantee, live, lxc, observe, settle, tools
 
 
 def apply_guest(
@@ -79,7 +79,7 @@ def apply_guest(
             host.conn.defineXML(definition)
             raise
     dom.setAutostart(1 if manifest.spec.autostart else 0)
-    started, run_notes = _run_state(dom, change, manifest, was_running, context)
+    started, run_notes = _run_state(host, dom, change, manifest, was_running, context)
     notes += run_notes
     if dom.isActive():
         notes += guarantee.hold(host, dom, manifest)
@@ -101,6 +101,7 @@ def _rebuilt_disks(change: Change) -> set[str]:
 
 
 def _run_state(
+    host: Host,
     dom: libvirt.virDomain,
     change: Change,
     manifest: VirtualMachine | Container,
@@ -108,7 +109,8 @@ def _run_state(
     context: ApplyContext,
 ) -> tuple[bool, list[str]]:
     """Start, restart or stop the guest as its state and the change's disruption ask;
-    whether it was started, and what was done."""
+    whether it was started, and what was done. A guest it starts is checked again at the
+    end of the apply (settle.py): one that stopped right after fails its change."""
     want_running = manifest.spec.state == "Running"
     notes: list[str] = []
     if dom.isActive():
@@ -120,9 +122,11 @@ def _run_state(
     if was_running and change.disruption is Disruption.RESTART and want_running:
         notes += _shutdown(dom, context)
         dom.create()
+        settle.after_start(host, dom, change.ref, context)
         return True, [*notes, "restarted"]
     if want_running and not dom.isActive():
         dom.create()
+        settle.after_start(host, dom, change.ref, context)
         return True, [*notes, "started"]
     if not want_running and dom.isActive():
         return False, [*notes, *_shutdown(dom, context), "stopped"]
