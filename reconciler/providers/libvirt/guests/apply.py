@@ -54,7 +54,7 @@ def apply_guest(
             notes += _delete_guest(host, dom, context, False, _rebuilt_disks(change))
             dom, existing_uuid, macs, attached = None, None, [], {}
     uuid = manifest.spec.uuid or existing_uuid or str(uuidlib.uuid4())
-    volumes, backings = _guest_volumes(host, resource, context, attached)
+    volumes, backings = _guest_volumes(host, resource, context, attached, notes)
     stamp = make_stamp(resource, context)
     was_running = dom is not None and bool(dom.isActive())
     dom = host.conn.defineXML(
@@ -149,7 +149,11 @@ def _wake(dom: libvirt.virDomain, want_running: bool) -> tuple[str, list[str]]:
 
 
 def _guest_volumes(
-    host: Host, resource: Resource, context: ApplyContext, attached: dict[str, str]
+    host: Host,
+    resource: Resource,
+    context: ApplyContext,
+    attached: dict[str, str],
+    notes: list[str],
 ) -> tuple[dict[str, lx.DiskVolume], dict[str, str]]:
     """Create what is missing: each disk's volume (with its template as backing file). A disk
     the guest already has keeps its volume (one named before the "_" separator too); a volume
@@ -188,15 +192,36 @@ def _guest_volumes(
         else:
             _refuse_shared(resource, disk_name, vol.path(), context)
             vol_name = vol.name()
-            capacity = vol.info()[1]
-            if size > capacity:
-                vol.resize(size, 0)
+            notes += _grow(host, vol, disk_name, size)
             if template:
                 backing_path = lx.parse_volume(vol.XMLDesc(0)).backing_path
                 if backing_path:
                     backings[disk_name] = backing_path
         out[disk_name] = lx.DiskVolume(pool_name, vol_name, vol.path(), fmt)
     return out, backings
+
+
+def _grow(host: Host, vol: libvirt.virStorageVol, disk: str, size: int) -> list[str]:
+    """Grow a disk's volume to its size where the host can; where it cannot, the disk is left
+    as it is (the plan already reported the grow as unmet) and the guest's other changes go
+    on: a grow the host cannot make must not wedge every later change to the guest."""
+    capacity = int(vol.info()[1])
+    if size <= capacity:
+        return []
+    left = f"disk {disk} left at {capacity} bytes"
+    if not host.capabilities.get("volume-resize", False):
+        return [f"{left} (this host cannot resize volumes)"]
+    try:
+        vol.resize(size, 0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in (
+            libvirt.VIR_ERR_NO_SUPPORT,
+            libvirt.VIR_ERR_OPERATION_INVALID,
+            libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+        ):
+            raise
+        return [f"{left} (the host refused the resize: {exc.get_error_message()})"]
+    return []
 
 
 def _kernel_boot(
