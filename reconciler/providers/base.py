@@ -190,6 +190,8 @@ class ApplyContext:
     revision: str | None = None
     set_name: str = "default"
     delete_volumes: bool = False
+    # --adopt: take over objects with wanted names recon did not create, volumes included.
+    adopt: bool = False
     shutdown_timeout: float = 60.0
     progress: Progress = lambda message: None
     # "Template/NAME" (or "Container/NAME" for an application cache) -> why its build failed

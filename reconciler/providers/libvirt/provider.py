@@ -144,6 +144,11 @@ class LibvirtProvider:
             return False
 
     def flush(self) -> None:
+        if self.host.pending_volumes:
+            with host_errors("cannot record volumes in their pools"):
+                storage.write_volume_records(self.host)
+            if self.embedded is not None:
+                self.embedded.changed(self.conn, [], storage=True)
         if self.embedded is not None:
             with host_errors("cannot save the embedded host"):
                 self.embedded.flush(self.conn)

@@ -70,17 +70,29 @@ def _observe_pool(
     fields["autostart"] = bool(pool.autostart())
     ref = ResourceRef("StoragePool", parsed.name)
     paths: list[str] = []
+    volumes: dict[str, dict[str, object]] = {}
     active = bool(pool.isActive())
     if active:
         for pv in _pool_volumes(pool, parsed.name, kept):
             by_path[pv.path] = (parsed.name, pv)
             paths.append(pv.path)
+            volumes[pv.name] = {
+                "path": pv.path,
+                "capacity": pv.capacity,
+                "backing": pv.backing_path,
+            }
     objects[ref] = Observed(
         ref,
         fields,
         parsed.stamp,
         uuid=parsed.uuid,
-        extra={"templates": parsed.templates, "active": active},
+        extra={
+            "templates": parsed.templates,
+            "active": active,
+            # Its volumes (for `recon get volumes`), and what recon recorded of those it made.
+            "volumes": volumes,
+            "records": parsed.volumes,
+        },
         in_use_by=tuple(sorted(paths)),
     )
     return parsed
@@ -126,15 +138,17 @@ def apply_pool(host: Host, change: Change, resource: Resource | None, context: A
         if pool.isActive():
             pool.destroy()
         pool.undefine()
+        host.pending_volumes.pop(name, None)
         return "deleted"
     assert resource is not None and isinstance(resource.manifest, StoragePool)
     templates: dict[str, Stamp] = {}
+    kept: dict[str, dict[str, str]] = {}
     existing_uuid: str | None = None
     if pool is not None:
         parsed = lx.parse_pool(pool_xml(host, pool))
         if change.action is not Action.CREATE or parsed.stamp is None:
             check_owned(change.ref, parsed.stamp, context)
-        templates, existing_uuid = parsed.templates, parsed.uuid
+        templates, existing_uuid, kept = parsed.templates, parsed.uuid, parsed.volumes
         if change.action is Action.REPLACE:
             if pool.isActive() and pool.listAllVolumes(0):
                 raise ProviderError(f"{change.ref} holds volumes; it cannot be replaced")
@@ -144,7 +158,7 @@ def apply_pool(host: Host, change: Change, resource: Resource | None, context: A
             pool, existing_uuid = None, None
     stamp = make_stamp(resource, context)
     xml_text = lx.build_pool(
-        resource.manifest, uuid=existing_uuid, stamp=stamp, templates=templates
+        resource.manifest, uuid=existing_uuid, stamp=stamp, templates=templates, volumes=kept
     )
     new = pool is None
     pool = _define_pool(host, xml_text)
@@ -195,6 +209,49 @@ def set_template_stamp(host: Host, pool_name: str, template: str, stamp: Stamp |
     _define_pool(host, lx.build_pool_from_parsed(parsed, templates=templates))
 
 
+def volume_records(host: Host, pool_name: str) -> dict[str, dict[str, str]]:
+    """What recon recorded of the volumes of a pool it owns (name -> owner and disk), with
+    what is still waiting to be written; none for a pool it does not own."""
+    pool = pool_named(host, pool_name)
+    records = {} if pool is None else dict(lx.parse_pool(pool_xml(host, pool)).volumes)
+    for name, record in host.pending_volumes.get(pool_name, {}).items():
+        if record is None:
+            records.pop(name, None)
+        else:
+            records[name] = record
+    return records
+
+
+def record_volumes(host: Host, pool_name: str, changes: dict[str, dict[str, str] | None]) -> None:
+    """Record (or, with None, forget) volumes in their pool's stamp at the next flush."""
+    host.pending_volumes.setdefault(pool_name, {}).update(changes)
+
+
+def write_volume_records(host: Host) -> list[str]:
+    """Write the pending volume records into the pools' stamps, one definition per pool; the
+    pools recon does not own (no stamp to carry them) come back by name."""
+    unrecorded = []
+    for pool_name, changes in sorted(host.pending_volumes.items()):
+        pool = pool_named(host, pool_name)
+        parsed = lx.parse_pool(pool_xml(host, pool)) if pool is not None else None
+        if parsed is None or parsed.stamp is None:
+            if pool is not None and any(v is not None for v in changes.values()):
+                unrecorded.append(pool_name)
+            continue
+        volumes = dict(parsed.volumes)
+        for name, record in changes.items():
+            if record is None:
+                volumes.pop(name, None)
+            else:
+                volumes[name] = record
+        if volumes != parsed.volumes:
+            _define_pool(
+                host, lx.build_pool_from_parsed(parsed, templates=parsed.templates, volumes=volumes)
+            )
+    host.pending_volumes.clear()
+    return unrecorded
+
+
 def template_stamp(host: Host, pool_name: str, template: str) -> Stamp | None:
     """The record of a Template in its pool's stamp, as the host has it now."""
     pool = pool_named(host, pool_name)
@@ -242,9 +299,12 @@ def backing_file_of(host: Host, path: str) -> str | None:
 
 
 def delete_volume_at(host: Host, path: str) -> None:
-    """Delete the volume at a path; one that is already gone is not an error."""
+    """Delete the volume at a path (and forget its record); one that is already gone is not
+    an error."""
     try:
-        host.conn.storageVolLookupByPath(path).delete(0)
+        vol = host.conn.storageVolLookupByPath(path)
+        record_volumes(host, vol.storagePoolLookupByVolume().name(), {vol.name(): None})
+        vol.delete(0)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
             raise
