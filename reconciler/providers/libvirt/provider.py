@@ -38,6 +38,8 @@ _DRIVERS = {"TEST": "test", "QEMU": "qemu", "LXC": "lxc", "VZ": "vz", "PARALLELS
 
 _APPLY = {
     "StoragePool": storage.apply_pool,
+    # Not a kind of manifest: `recon delete volume POOL/NAME` (kept volumes).
+    "Volume": storage.apply_volume,
     "Network": networks.apply_network,
     "Template": templates.apply_template,
     "VirtualMachine": guest_apply.apply_guest,

@@ -173,6 +173,64 @@ def apply_pool(host: Host, change: Change, resource: Resource | None, context: A
     return "defined and started" if change.action is Action.CREATE else "updated"
 
 
+def apply_volume(
+    host: Host, change: Change, resource: Resource | None, context: ApplyContext
+) -> str:
+    """`recon delete volume POOL/NAME`: a guest volume recon made (recorded in its pool's
+    stamp or a guest's), which no domain uses and no volume backs onto. The way out for the
+    volumes a guest deleted without --delete-volumes left behind."""
+    if change.action is not Action.DELETE:
+        raise ProviderError(f"{change.ref}: a volume is only ever deleted by name")
+    pool_name, _, vol_name = change.ref.name.partition("/")
+    pool = pool_named(host, pool_name)
+    vol = find_volume(pool, vol_name) if pool is not None and pool.isActive() else None
+    if vol is None:
+        return "already gone"
+    path = vol.path()
+    parsed = lx.parse_pool(pool_xml(host, pool))
+    images = {
+        image
+        for tstamp in parsed.templates.values()
+        for image in (tstamp.record.get("image"), *(tstamp.record.get("images") or ()))
+        if isinstance(image, str)
+    }
+    if vol_name in images or vol_name.startswith("template-"):
+        raise NotOwnedError(
+            f"{change.ref} is a template image; not deleted",
+            "delete its Template (recon delete template NAME)",
+        )
+    if vol_name not in volume_records(host, pool_name) and not _in_guest_record(context, path):
+        raise NotOwnedError(
+            f"{change.ref} was not made by recon (no record of it); left untouched",
+            f"remove it yourself if it is not needed (virsh vol-delete {vol_name} --pool "
+            f"{pool_name})",
+        )
+    users = sorted({str(ref) for ref in context.observation.users_of(path)})
+    if users:
+        raise ProviderError(
+            f"{change.ref} is in use by {', '.join(users)}; not deleted",
+            "remove the disk from the guest (or delete the guest) first",
+        )
+    backed = volumes_backed_by(host, path)
+    if backed:
+        raise ProviderError(
+            f"{change.ref} is the backing file of {', '.join(backed)}; not deleted",
+            "delete those volumes first",
+        )
+    delete_volume_at(host, path)
+    return "deleted"
+
+
+def _in_guest_record(context: ApplyContext, path: str) -> bool:
+    """Whether an owned guest's stamp records the volume as one recon made or attached."""
+    for obs in context.observation.objects.values():
+        if obs.owned and obs.stamp is not None and obs.ref.kind in ("VirtualMachine", "Container"):
+            recorded = obs.stamp.record.get("volumes")
+            if isinstance(recorded, list) and path in recorded:
+                return True
+    return False
+
+
 def _define_pool(host: Host, xml_text: str) -> libvirt.virStoragePool:
     """Define or redefine a pool. The test driver parks a redefinition of an active pool
     where nothing reads it, so there the pool is cycled; its volumes (metadata only on
