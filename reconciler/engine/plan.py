@@ -211,7 +211,7 @@ def _spare_in_use(
     kept: list[Change] = []
     notes: list[str] = []
     freed: set[str] = set()
-    rank = {"VirtualMachine": 0, "Container": 0, "Template": 1, "StoragePool": 2}
+    rank = {"VirtualMachine": 0, "Container": 0, "Template": 1, "Network": 1, "StoragePool": 2}
     for change in sorted(deletes, key=lambda c: rank.get(c.ref.kind, 0)):
         obs = observation.objects[change.ref]
         left = [p for p in obs.in_use_by if p not in freed]
@@ -219,6 +219,8 @@ def _spare_in_use(
             notes.append(_in_use_note(change.ref, left))
             continue
         kept.append(change)
+        if change.ref.kind in GUESTS:
+            freed.add(str(change.ref))  # its interfaces go with it
         if change.ref.kind not in GUESTS or delete_volumes:
             freed.update(obs.volumes)
     return kept, notes
@@ -228,6 +230,16 @@ def _in_use_note(ref: ResourceRef, paths: list[str]) -> str:
     names = ", ".join(p.rsplit("/", 1)[-1] for p in paths[:3])
     if len(paths) > 3:
         names += f" and {len(paths) - 3} more"
+    if ref.kind == "Network":
+        return (
+            f"{ref} is not pruned: it is in use by {', '.join(paths[:3])}"
+            + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            + "; remove their interfaces on it first"
+        )
+    if ref.kind == "Template" and not all(p.startswith("/") for p in paths):
+        return f"{ref} is not pruned: it is in use by {', '.join(paths[:3])}" + (
+            f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        )
     if ref.kind == "Template":
         return (
             f"{ref} is not pruned: its image is the backing file of {names}; "

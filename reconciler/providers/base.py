@@ -87,6 +87,9 @@ class Observation:
     objects: dict[ResourceRef, Observed]
     # False when part of the host could not be read: the planner then refuses to prune.
     complete: bool = True
+    # What the other driver of the same libvirtd uses (`file:PATH`, `network:NAME`, ...) ->
+    # its domains: host-wide objects a connection cannot see the users of otherwise.
+    shared: dict[str, list[str]] = field(default_factory=dict)
     _users: dict[str, list[ResourceRef]] | None = field(default=None, repr=False, compare=False)
 
     def users_of(self, path: str) -> list[ResourceRef]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import OtherTool, Recon, edit, output
+from tests.conftest import OtherTool, Recon, edit, leave_only_the_network_and_policy, output
 from tests.reliability.test_apply_cli import pool_volumes
 from tests.reliability.test_volume_safety import _vm, template_image
 
@@ -117,3 +117,25 @@ def test_an_unowned_volume_with_a_wanted_name_is_not_taken_over_without_adopt(
     adopted = recon("apply", "-f", applied, "--adopt")
     assert adopted.returncode == 0, output(adopted)
     assert recon.objects()["VirtualMachine/app-1"]["fields"]["disks[data].size"] == "1Gi"
+
+
+def test_a_network_a_guest_is_on_is_never_deleted(
+    recon: Recon, applied: Path, other_tool: OtherTool
+) -> None:
+    refused = recon("delete", "network", "lan")
+    assert refused.returncode == 1, output(refused)
+    assert "Network/lan is in use by" in output(refused) and "web-1" in output(refused)
+    # A guest recon does not manage keeps it from a prune too, whatever else goes.
+    with other_tool(recon.host_xml) as conn:
+        conn.defineXML(
+            "<domain type='test'><name>visitor</name><memory>262144</memory>"
+            "<os><type>hvm</type></os><devices><interface type='network'>"
+            "<source network='lan'/></interface></devices></domain>"
+        )
+    leave_only_the_network_and_policy(applied)
+    (applied / "network.yaml").unlink()
+    result = recon("apply", "-f", applied, "--prune", "--delete-volumes")
+    assert result.returncode == 0, output(result)
+    assert "Network/lan is not pruned: it is in use by VirtualMachine/visitor" in output(result)
+    assert "Network/lan" in recon.objects()
+    assert "VirtualMachine/web-1" not in recon.objects()

@@ -26,7 +26,14 @@ from reconciler.providers.base import (
     Observed,
     ProviderError,
 )
-from reconciler.providers.libvirt import events, host_policy, networks, storage, templates
+from reconciler.providers.libvirt import (
+    events,
+    host_policy,
+    networks,
+    sharing,
+    storage,
+    templates,
+)
 from reconciler.providers.libvirt import host as lh
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, host_errors
@@ -184,8 +191,13 @@ class LibvirtProvider:
             templates.observe(seen, objects, self.host.home)
             networks.observe(self.host, objects)
             guest_observe.observe(self.host, objects, seen.by_path, self._domains)
+            # Host-wide objects: who uses them on the other driver too; taps off a bridge.
+            shared = sharing.other_driver_users(self.host)
+            sharing.network_users(objects, shared)
+            sharing.template_users(objects, shared)
+            sharing.mark_off_bridge(self.host, objects)
             objects[host_policy.HOST_POLICY] = host_policy.observe(self.host, stats)
-        return Observation(host=facts, objects=objects)
+        return Observation(host=facts, objects=objects, shared=shared)
 
     def apply(self, change: Change, resource: Resource | None, context: ApplyContext) -> str:
         try:

@@ -206,6 +206,7 @@ def apply_volume(
             f"{pool_name})",
         )
     users = sorted({str(ref) for ref in context.observation.users_of(path)})
+    users += context.observation.shared.get(f"file:{path}", [])
     if users:
         raise ProviderError(
             f"{change.ref} is in use by {', '.join(users)}; not deleted",

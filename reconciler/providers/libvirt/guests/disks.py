@@ -206,8 +206,10 @@ def _refuse_shared(resource: Resource, disk: str, path: str, context: ApplyConte
 
 
 def other_users(context: ApplyContext, path: str, guest: str) -> list[str]:
-    """The other guests, managed or not, whose disks or filesystems are the file at path."""
-    return [str(ref) for ref in context.observation.users_of(path) if ref.name != guest]
+    """The other guests, managed or not, whose disks or filesystems are the file at path
+    (those of the other driver of the same libvirtd too)."""
+    mine = [str(ref) for ref in context.observation.users_of(path) if ref.name != guest]
+    return mine + context.observation.shared.get(f"file:{path}", [])
 
 
 def keep(host: Host, owner: str, paths: Iterable[str]) -> list[str]:
