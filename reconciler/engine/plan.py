@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.engine.diff import GUESTS, diff, prune_candidates
+from reconciler.engine.kept import kept_volume_problems
 from reconciler.load.graph import creation_order, sort_key
 from reconciler.model.capabilities import DRIVERS, check_manifest, family
 from reconciler.model.diagnostics import format_path
@@ -159,6 +160,13 @@ def make_plan(
             f"`recon validate --driver {family(observation.host.driver)} -f ...` lists them "
             "offline; see docs/real-hosts.md for what each driver supports",
         )
+    kept_refused, kept_unmet = kept_volume_problems(resources, observation)
+    if kept_refused:
+        raise PlanRefused(
+            "a disk would get back a kept volume larger than it asks; nothing was done:\n  "
+            + "\n  ".join(kept_refused),
+            "`recon get volumes` lists the volumes recon kept",
+        )
     changes = result.changes
     deletes: list[Change] = []
     spared: list[str] = []
@@ -181,7 +189,7 @@ def make_plan(
     changes.sort(key=lambda c: order.get(c.ref, len(order)))
     deletes.sort(key=lambda c: sort_key(c.ref), reverse=True)
     holders, capacity, promised, mode = admission(resources, observation, {c.ref for c in deletes})
-    warnings = list(result.unsupported) + spared
+    warnings = list(result.unsupported) + kept_unmet + spared
     if promised > capacity:
         if mode == "Refuse":
             raise AdmissionError(capacity, promised, holders)
@@ -197,7 +205,7 @@ def make_plan(
         revision=options.revision,
         host=observation.host.uri,
         warnings=warnings,
-        unmet=list(result.unmet),
+        unmet=list(result.unmet) + kept_unmet,
     )
 
 

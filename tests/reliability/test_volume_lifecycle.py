@@ -42,18 +42,23 @@ def test_a_disk_removed_and_added_back_converges_in_one_apply(recon: Recon, appl
     edit(db_1, DATA_DISK, "")
     recon.ok("apply", "-f", applied)
     assert "db-1_data.qcow2" in pool_volumes(recon)  # detached, kept
-    # Added back smaller: the kept volume cannot shrink; refused before anything is done,
-    # rather than attached and then planned as a replace.
+    # Added back smaller: the kept volume cannot shrink; the plan says so up front, rather
+    # than attaching it and asking for a replace on the next diff.
     edit(db_1, "  interfaces:", DATA_DISK.replace("50Gi", "20Gi") + "  interfaces:")
+    said = "the kept volume default/db-1_data.qcow2 it gets back is 50Gi, larger than the 20Gi"
+    planned = recon("diff", "-f", applied)
+    assert planned.returncode == 2, output(planned)
+    assert said in planned.stderr
     refused = recon("apply", "-f", applied)
     assert refused.returncode == 1, output(refused)
-    assert "the kept volume default/db-1_data.qcow2 is 50Gi, larger than the 20Gi" in (
-        output(refused)
-    )
+    assert said in output(refused)
     assert "disks[data].size" not in recon.objects()["VirtualMachine/db-1"]["fields"]
-    # Added back larger on a host that cannot grow it: attached at its size, the grow unmet
-    # (never a replace).
+    # Added back larger on a host that cannot grow it: unmet up front, attached at its size,
+    # the grow still unmet after (never a replace).
     edit(db_1, "      size: 20Gi\n  interfaces:", "      size: 60Gi\n  interfaces:")
+    planned = recon("diff", "-f", applied)
+    assert planned.returncode == 1, output(planned)
+    assert "it gets back is 50Gi; this host cannot grow it to 60Gi" in planned.stderr
     recon.ok("apply", "-f", applied)
     pending = recon("diff", "-f", applied)
     assert pending.returncode == 1, output(pending)
