@@ -93,3 +93,31 @@ def test_a_guest_whose_interface_lost_its_bridge_is_drift(host: Host, scene: Sce
     scene.apply("--shutdown-timeout", "2")
     assert host.domain(vm).isActive()
     scene.converged()
+
+
+def test_one_set_on_two_drivers_prunes_nothing_the_other_drivers_guests_use(
+    host: Host, scene: Scene, lxc: Any
+) -> None:
+    """As a new user does it: both connections apply the same set (the scene's), each with
+    its own home; a prune through qemu:///system sees the container's pool, template and
+    network as the set's, unnamed by its files."""
+    qemu = HostRecon(scene.work / "home-qemu", scene.work, host.uri)
+    vm_dir = scene.work / "vmset"
+    net, vm = scene.name("net"), scene.name("vm")
+    network = _network(net)
+    _write(vm_dir, [network, _vm(vm, net)])
+    qemu.ok("apply", "-f", vm_dir, "--set", scene.prefix)
+    ct = container_scene(scene, interfaces=[{"network": net}])
+    apply_or_skip(scene)
+    template, pool = scene.name("root"), scene.name("pool")
+    # The VM's files keep only the network; the prune removes the VM and nothing else.
+    _write(vm_dir, [network])
+    result = qemu("apply", "-f", vm_dir, "--set", scene.prefix, "--prune")
+    assert result.returncode == 0, output(result)
+    said = output(result)
+    assert f"Template/{template} is not pruned: it is in use by Container/{ct}" in said
+    assert f"StoragePool/{pool} is not pruned" in said
+    assert vm not in [d.name() for d in host.conn.listAllDomains(0)]
+    assert qemu("get", "template", template).returncode == 0  # still on the host
+    assert lxc.lookupByName(ct).isActive()
+    assert host.conn.storagePoolLookupByName(pool).isActive()
