@@ -119,5 +119,8 @@ def test_one_set_on_two_drivers_prunes_nothing_the_other_drivers_guests_use(
     assert f"StoragePool/{pool} is not pruned" in said
     assert vm not in [d.name() for d in host.conn.listAllDomains(0)]
     assert qemu("get", "template", template).returncode == 0  # still on the host
+    refused = qemu("delete", "template", template)
+    assert refused.returncode == 1, output(refused)
+    assert f"in use by Container/{ct} on lxc:///system" in output(refused)
     assert lxc.lookupByName(ct).isActive()
     assert host.conn.storagePoolLookupByName(pool).isActive()
