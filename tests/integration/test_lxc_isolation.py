@@ -57,6 +57,11 @@ def test_a_systemd_containers_guarantee_is_not_reported_held_when_it_left_its_cg
         },
     )
     apply_or_skip(scene)
+    dom = lxc.lookupByName(name)
+    assert dom.isActive(), (
+        f"the container stopped after its start: {dom.state()}\n"
+        + Path(f"/var/log/libvirt/lxc/{name}.log").read_text()[-2000:]
+    )
     controller = int(Path(f"/run/libvirt/lxc/{name}.pid").read_text())
     own = _memory_group(controller)
     # Wait for the container's systemd to have set itself up (it moves itself early).
