@@ -41,7 +41,8 @@ def kept_volume_problems(
         if not wanted:
             continue
         guest = observation.objects.get(res.ref)
-        attached = set(guest.volumes) if guest is not None else set()
+        # What the guest has attached now (its volumes also list its detached ones).
+        attached = set(guest.extra.get("sources", ())) if guest is not None else set()
         for disk, pool_name, size, where in wanted:
             pool = observation.objects.get(ResourceRef("StoragePool", pool_name))
             if pool is None:

@@ -144,3 +144,15 @@ def test_a_network_a_guest_is_on_is_never_deleted(
     assert "Network/lan is not pruned: it is in use by VirtualMachine/visitor" in output(result)
     assert "Network/lan" in recon.objects()
     assert "VirtualMachine/web-1" not in recon.objects()
+
+
+def test_a_detached_disk_is_still_its_guests_and_goes_with_delete_volumes(
+    recon: Recon, applied: Path
+) -> None:
+    edit(applied / "vms" / "db-1.yaml", DATA_DISK, "")
+    recon.ok("apply", "-f", applied)
+    listed = json.loads(recon.ok("get", "volumes", "default/db-1_data.qcow2", "-o", "json").stdout)
+    assert listed["items"][0]["owner"] == "VirtualMachine/db-1"
+    assert listed["items"][0]["orphaned"] is True  # no domain uses it
+    recon.ok("delete", "vm", "db-1", "--delete-volumes")
+    assert not {"db-1_data.qcow2", "db-1_root.qcow2"} & pool_volumes(recon)

@@ -39,6 +39,7 @@ from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, host_errors
 from reconciler.providers.libvirt.embedded import EmbeddedHost
 from reconciler.providers.libvirt.guests import apply as guest_apply
+from reconciler.providers.libvirt.guests import disks as guest_disks
 from reconciler.providers.libvirt.guests import observe as guest_observe
 
 _DRIVERS = {"TEST": "test", "QEMU": "qemu", "LXC": "lxc", "VZ": "vz", "PARALLELS": "vz"}
@@ -191,6 +192,7 @@ class LibvirtProvider:
             templates.observe(seen, objects, self.host.home)
             networks.observe(self.host, objects)
             guest_observe.observe(self.host, objects, seen.by_path, self._domains)
+            guest_disks.note_recorded(objects, seen.by_path)
             # Host-wide objects: who uses them on the other driver too; taps off a bridge.
             shared = sharing.other_driver_users(self.host)
             sharing.network_users(objects, shared)

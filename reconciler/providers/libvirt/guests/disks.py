@@ -26,7 +26,13 @@ from reconciler.model.kinds import Container, VirtualMachine
 from reconciler.model.quantity import format_quantity
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
-from reconciler.providers.base import ApplyContext, NotOwnedError, ProviderError, Stamp
+from reconciler.providers.base import (
+    ApplyContext,
+    NotOwnedError,
+    Observed,
+    ProviderError,
+    Stamp,
+)
 from reconciler.providers.libvirt import storage, templates
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, lookup
@@ -38,6 +44,20 @@ def own_paths(stamp: Stamp | None, attached: Iterable[str]) -> set[str]:
     recorded = stamp.record.get("volumes") if stamp is not None else None
     own = {p for p in recorded if isinstance(p, str)} if isinstance(recorded, list) else set()
     return own | set(attached)
+
+
+def note_recorded(
+    objects: dict[ResourceRef, Observed], by_path: dict[str, tuple[str, lx.ParsedVolume]]
+) -> None:
+    """Each owned guest's volumes include the detached ones its stamp records (still on the
+    host): deleting the guest with --delete-volumes deletes them too, and a prune's plan
+    counts them as freed."""
+    for obs in objects.values():
+        if obs.ref.kind not in ("VirtualMachine", "Container") or not obs.owned:
+            continue
+        extra = [p for p in own_paths(obs.stamp, ()) if p in by_path and p not in obs.volumes]
+        if extra:
+            obs.volumes = (*obs.volumes, *sorted(extra))
 
 
 def guest_volumes(
