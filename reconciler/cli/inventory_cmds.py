@@ -20,6 +20,7 @@ from reconciler.cli.objects import as_list, display_name, to_object
 from reconciler.cli.output import fail, print_json
 from reconciler.cli.render import echo_err, render_change, render_inventory, render_result
 from reconciler.cli.selection import select_observed, selector_option
+from reconciler.cli.volumes import VOLUME_WORDS, render_volumes, volume_rows
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import GUESTS
 from reconciler.engine.notes import host_policy_restore
@@ -59,18 +60,36 @@ def _select(observation: Observation, kind: str | None, name: str | None) -> lis
     default="table",
     show_default=True,
 )
+@click.option(
+    "--orphaned",
+    is_flag=True,
+    help="With `get volumes`: only guest volumes recon made that no domain uses.",
+)
 @selector_option
 @click.pass_context
 def get(
-    ctx: click.Context, kind: str | None, name: str | None, output: str, selector: Selector | None
+    ctx: click.Context,
+    kind: str | None,
+    name: str | None,
+    output: str,
+    orphaned: bool,
+    selector: Selector | None,
 ) -> None:
     """List what is on the host: guests, pools, networks, templates (managed or not).
 
     -o yaml|json prints each object as a manifest (KIND NAME: the object; otherwise a
     List) with a status section; `recon apply -f -` takes it back and changes nothing.
+    `get volumes [--orphaned]` lists pool volumes: size, the object recon made each for, and
+    the guests that use it (NAME: POOL/VOLUME).
     """
+    is_volumes = kind is not None and kind.lower() in VOLUME_WORDS
+    if orphaned and not is_volumes:
+        fail("--orphaned goes with `recon get volumes`", code=2)
     with open_host(ctx, lock=False) as provider:
         observation = provider.observe()
+        if is_volumes:
+            _get_volumes(observation, name, output, orphaned)
+            return
         objects = select_observed(_select(observation, kind, name), selector)
         if output != "table":
             # What only a running guest can say (its agent's state, addresses, OS), asked
@@ -94,6 +113,27 @@ def get(
         print_json(data)
     else:
         click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+
+
+def _get_volumes(observation: Observation, name: str | None, output: str, orphaned: bool) -> None:
+    rows = volume_rows(observation)
+    if orphaned:
+        rows = [r for r in rows if r.orphaned]
+    if name:
+        rows = [r for r in rows if f"{r.pool}/{r.name}" == name]
+        if not rows:
+            fail(f"volume {name} not found on the host", "name it as POOL/VOLUME", code=1)
+    if output in ("table", "wide"):
+        click.echo(render_volumes(rows))
+    elif output == "json":
+        print_json({"kind": "VolumeList", "items": [r.to_json() for r in rows]})
+    else:
+        data = {"kind": "VolumeList", "items": [r.to_json() for r in rows]}
+        click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+
+
+def _volume_on_host(observation: Observation, name: str) -> bool:
+    return any(f"{r.pool}/{r.name}" == name for r in volume_rows(observation))
 
 
 def _owned_matching(ctx: click.Context, kind: str | None, selector: Selector) -> list[ResourceRef]:
@@ -130,6 +170,10 @@ def delete(
         refs = load_refs(paths, selector)
     elif selector is not None and not name:
         refs = _owned_matching(ctx, kind, selector)
+    elif kind and name and kind.lower() in VOLUME_WORDS:
+        if name.count("/") != 1 or not all(name.split("/")):
+            fail(f"volume '{name}': name it as POOL/VOLUME", code=2)
+        refs = [ResourceRef("Volume", name)]
     elif kind and name:
         resolved = KIND_ALIASES.get(kind.lower())
         if resolved is None:
@@ -149,6 +193,13 @@ def delete(
                     if restore is not None:
                         changes.append(restore)
                         continue
+                if ref.kind == "Volume":
+                    if not _volume_on_host(observation, ref.name):
+                        echo_err(f"volume {ref.name}: not on the host")
+                        missing += 1
+                        continue
+                    changes.append(Change(ref, Action.DELETE, Disruption.NONE, (), "delete"))
+                    continue
                 if ref.kind == "HostPolicy" or obs is None:
                     echo_err(f"{ref}: not on the host")
                     missing += ref.kind != "HostPolicy"

@@ -134,7 +134,7 @@ def status(obs: Observed) -> dict[str, Any]:
             "heldBy": how if obs.guaranteed_bytes else None,
             "held": bool(obs.guaranteed_bytes)
             and isinstance(how, str)
-            and how != "admission only"
+            and not how.startswith("admission only")
             and not how.endswith("when running"),
         }
         # What the guest itself says (its agent: VMs; its namespaces: containers), where

@@ -365,6 +365,7 @@ def apply(
                 revision=revision,
                 set_name=set_name,
                 delete_volumes=delete_volumes,
+                adopt=options.adopt,
                 shutdown_timeout=shutdown_timeout,
                 progress=progress,
                 build_errors=build_errors,

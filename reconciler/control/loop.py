@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.control.conflict import ConflictGuard
 from reconciler.control.desired import Desired
 from reconciler.control.drift import (
     RESTART_ANNOTATION,
@@ -104,6 +105,7 @@ class Controller:
         self.metrics = metrics or NoMetrics()
         self.stopping = threading.Event()
         self.last_good: tuple[list[Resource], str | None] | None = None
+        self.conflicts = ConflictGuard()
 
     def reconcile(self, desired: Desired, revision: str | None) -> str:
         """One pass. Returns "ok", "retry" (temporary failure: back off), "stalled", or
@@ -287,6 +289,13 @@ class Controller:
                 self.status.set(str(ref), SUSPENDED, "recon.dev/suspend annotation")
             todo = split.plan
             held: set[str] = set()  # refused on this pass: stay Stalled, not "matches"
+            hashes = {str(r.ref): r.desired_hash() for r in resources}
+            fought = self.conflicts.check(todo.changes, hashes, _stamped(observation))
+            for key, why in fought.items():
+                self.log.warning("conflict", extra={"resource": key, "error": why})
+                self.status.set(key, STALLED, "Conflict", error=why)
+            held.update(fought)
+            todo.changes = [c for c in todo.changes if str(c.ref) not in fought]
             if not self.options.allow_replace:
                 blocked = [c for c in todo.changes if c.action is Action.REPLACE]
                 held.update(str(c.ref) for c in blocked)
@@ -329,6 +338,7 @@ class Controller:
                 # The host as this pass leaves it: observed again when the pass changed it.
                 changed = bool(result.applied) or bool(result.failures)
                 self._export(provider, None if changed else observation)
+        self.conflicts.applied((c for c, _ in result.applied), hashes)
         if result.host_lost:
             self.status.host_error = result.failures[-1][1]
         touched = {c.ref for c, _ in result.applied}
@@ -421,6 +431,13 @@ class Controller:
             },
         )
         return outcome
+
+
+def _stamped(observation: Observation) -> dict[str, str | None]:
+    return {
+        str(ref): obs.stamp.spec_hash if obs.stamp is not None else None
+        for ref, obs in observation.objects.items()
+    }
 
 
 def _brief(value: object) -> str:

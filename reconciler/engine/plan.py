@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.engine.diff import GUESTS, diff, prune_candidates
+from reconciler.engine.kept import kept_volume_problems
 from reconciler.load.graph import creation_order, sort_key
 from reconciler.model.capabilities import DRIVERS, check_manifest, family
 from reconciler.model.diagnostics import format_path
@@ -217,6 +218,13 @@ def make_plan(
             f"`recon validate --driver {family(observation.host.driver)} -f ...` lists them "
             "offline; see docs/real-hosts.md for what each driver supports",
         )
+    kept_refused, kept_unmet = kept_volume_problems(resources, observation)
+    if kept_refused:
+        raise PlanRefused(
+            "a disk would get back a kept volume larger than it asks; nothing was done:\n  "
+            + "\n  ".join(kept_refused),
+            "`recon get volumes` lists the volumes recon kept",
+        )
     changes = result.changes
     deletes: list[Change] = []
     spared: list[str] = []
@@ -239,7 +247,7 @@ def make_plan(
     changes.sort(key=lambda c: order.get(c.ref, len(order)))
     deletes.sort(key=lambda c: sort_key(c.ref), reverse=True)
     holders, capacity, promised, mode = admission(resources, observation, {c.ref for c in deletes})
-    warnings = list(result.unsupported) + spared
+    warnings = list(result.unsupported) + kept_unmet + spared
     too_many = inotify_warning(changes, resources, observation)
     if too_many:
         warnings.append(too_many)
@@ -258,7 +266,7 @@ def make_plan(
         revision=options.revision,
         host=observation.host.uri,
         warnings=warnings,
-        unmet=list(result.unmet),
+        unmet=list(result.unmet) + kept_unmet,
     )
 
 
@@ -272,7 +280,7 @@ def _spare_in_use(
     kept: list[Change] = []
     notes: list[str] = []
     freed: set[str] = set()
-    rank = {"VirtualMachine": 0, "Container": 0, "Template": 1, "StoragePool": 2}
+    rank = {"VirtualMachine": 0, "Container": 0, "Template": 1, "Network": 1, "StoragePool": 2}
     pruned = {c.ref for c in deletes}
     for change in sorted(deletes, key=lambda c: rank.get(c.ref.kind, 0)):
         obs = observation.objects[change.ref]
@@ -281,6 +289,8 @@ def _spare_in_use(
             notes.append(_in_use_note(change.ref, left, observation, pruned))
             continue
         kept.append(change)
+        if change.ref.kind in GUESTS:
+            freed.add(str(change.ref))  # its interfaces go with it
         if change.ref.kind not in GUESTS or delete_volumes:
             freed.update(obs.volumes)
     return kept, notes
@@ -304,6 +314,16 @@ def _in_use_note(
     names = ", ".join(named(p) for p in paths[:3])
     if len(paths) > 3:
         names += f" and {len(paths) - 3} more"
+    if ref.kind == "Network":
+        return (
+            f"{ref} is not pruned: it is in use by {', '.join(paths[:3])}"
+            + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            + "; remove their interfaces on it first"
+        )
+    if ref.kind == "Template" and not all(p.startswith("/") for p in paths):
+        return f"{ref} is not pruned: it is in use by {', '.join(paths[:3])}" + (
+            f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        )
     if ref.kind == "Template":
         return (
             f"{ref} is not pruned: its image is the backing file of {names}; "

@@ -55,8 +55,9 @@ class ObjectState(_Strict):
     in_use_by: list[str] = Field(
         default_factory=list,
         alias="inUseBy",
-        description="Paths of what still needs this object (a pool's volumes, the disks backed "
-        "by a template's image): a prune spares it while any is left.",
+        description="What still needs this object: paths (a pool's volumes, the disks backed "
+        "by a template's image) or guests (a network's; those of the host's other libvirt "
+        "driver, 'Container/NAME on URI'): a prune spares it while any is left.",
     )
     volumes: list[str] = Field(
         default_factory=list,

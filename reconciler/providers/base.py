@@ -125,6 +125,9 @@ class Observation:
     objects: dict[ResourceRef, Observed]
     # False when part of the host could not be read: the planner then refuses to prune.
     complete: bool = True
+    # What the other driver of the same libvirtd uses (`file:PATH`, `network:NAME`, ...) ->
+    # its domains: host-wide objects a connection cannot see the users of otherwise.
+    shared: dict[str, list[str]] = field(default_factory=dict)
     _users: dict[str, list[ResourceRef]] | None = field(default=None, repr=False, compare=False)
 
     def users_of(self, path: str) -> list[ResourceRef]:
@@ -273,6 +276,8 @@ class ApplyContext:
     revision: str | None = None
     set_name: str = "default"
     delete_volumes: bool = False
+    # --adopt: take over objects with wanted names recon did not create, volumes included.
+    adopt: bool = False
     shutdown_timeout: float = 60.0
     progress: Progress = lambda message: None
     # "Template/NAME" (or "Container/NAME" for an application cache) -> why its build failed

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,6 +65,10 @@ class Host:
     home: Path | None = None
     # Template archives extracted for the container roots this provider makes.
     trees: RootTrees | None = None
+    # Volume records not yet written into their pools' stamps: pool -> volume name -> record
+    # (None: forget it). Written once per pool when the provider flushes, not once per volume
+    # (on the test driver a pool redefinition rewrites every volume of the pool).
+    pending_volumes: dict[str, dict[str, dict[str, str] | None]] = field(default_factory=dict)
 
 
 @contextmanager

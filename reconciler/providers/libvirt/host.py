@@ -176,6 +176,51 @@ def memory_cgroup(pid: int, proc: Path = PROC) -> MemoryCgroup | None:
     return None
 
 
+def _memory_group_of(pid: int, proc: Path) -> str | None:
+    """A process's memory cgroup path as the host sees it (v1 memory line, else v2)."""
+    try:
+        lines = (proc / str(pid) / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    v2 = None
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if "memory" in controllers.split(","):
+            return path
+        if hierarchy == "0" and controllers == "":
+            v2 = path
+    return v2
+
+
+def processes_outside_cgroup(controller: int, proc: Path = PROC, limit: int = 4096) -> list[int]:
+    """The processes of a container (the descendants of its libvirt_lxc controller) whose
+    memory cgroup is not the container's own: libvirt 9.0 gives containers no cgroup
+    namespace, and a container's systemd moves itself into the host's groups (seen here:
+    /init.scope), where the container's limit and guarantee do not reach it."""
+    own = _memory_group_of(controller, proc)
+    if own is None:
+        return []
+    own = _domain_group(own)
+    outside: list[int] = []
+    todo = [controller]
+    seen = 0
+    while todo and seen < limit:
+        pid = todo.pop()
+        seen += 1
+        try:
+            children = (proc / str(pid) / "task" / str(pid) / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            cpid = int(child)
+            todo.append(cpid)
+            group = _memory_group_of(cpid, proc)
+            if group is not None and not (group == own or group.startswith(own + "/")):
+                outside.append(cpid)
+    return outside
+
+
 def memory_cgroup_version(proc: Path = PROC) -> int | None:
     """Which cgroup version holds the memory controller on this host, if any."""
     try:

@@ -17,29 +17,24 @@ from reconciler.providers.base import Observed
 from reconciler.providers.libvirt.common import Host
 from reconciler.providers.libvirt.guests import observe as guest_observe
 
-_OTHER = {"qemu:///system": ("lxc:///system", "lxc"), "lxc:///system": ("qemu:///system", "qemu")}
 
-
-def observe(host: Host) -> dict[str, Any] | None:
+def observe(host: Host, peer: tuple[str, libvirt.virConnect | str] | None) -> dict[str, Any] | None:
     """{"uri": ..., "guests": [{"resource", "managed", "memory", "guaranteed"}, ...]} for the
     other driver's running guests, {"uri": ..., "error": ...} when it cannot be read, or None
-    where there is no other local driver to read."""
-    other = _OTHER.get(host.uri)
-    if other is None or not host.local:
+    where there is no other local driver to read. `peer`: the read-only connection to it
+    (sharing.open_peer), left open."""
+    if peer is None:
         return None
-    uri, driver = other
-    try:
-        conn = libvirt.openReadOnly(uri)
-    except libvirt.libvirtError as exc:
-        return {"uri": uri, "error": exc.get_error_message() or str(exc)}
+    uri, conn = peer
+    if isinstance(conn, str):
+        return {"uri": uri, "error": conn}
+    driver = "lxc" if uri.startswith("lxc") else "qemu"
     try:
         neighbour = Host(conn, uri, driver, dict(CAPABILITIES[driver]), True, None, host.home)
         objects: dict[ResourceRef, Observed] = {}
         guest_observe.observe(neighbour, objects, {}, None)
     except libvirt.libvirtError as exc:
         return {"uri": uri, "error": exc.get_error_message() or str(exc)}
-    finally:
-        conn.close()
     guests = [
         {
             "resource": str(ref),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import libvirt
+
 from reconciler.model.kinds import Network
 from reconciler.model.plan import Action, Change
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
-from reconciler.providers.base import ApplyContext, Observed
+from reconciler.providers.base import ApplyContext, Observed, ProviderError
+from reconciler.providers.libvirt import sharing
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import (
     Host,
@@ -25,9 +28,16 @@ def observe(host: Host, objects: dict[ResourceRef, Observed]) -> None:
             fields = dict(parsed.fields)
             fields["autostart"] = bool(net.autostart())
             ref = ResourceRef("Network", parsed.name)
-            objects[ref] = Observed(
-                ref, fields, parsed.stamp, uuid=parsed.uuid, extra={"active": bool(net.isActive())}
-            )
+            extra = {"active": bool(net.isActive()), "bridge": _bridge(net)}
+            objects[ref] = Observed(ref, fields, parsed.stamp, uuid=parsed.uuid, extra=extra)
+
+
+def _bridge(net: libvirt.virNetwork) -> str | None:
+    """The bridge libvirt gave the network (named by it when the manifest names none)."""
+    try:
+        return str(net.bridgeName()) or None
+    except libvirt.libvirtError:
+        return None  # a network with no bridge (or one that is not running)
 
 
 def apply_network(
@@ -36,7 +46,15 @@ def apply_network(
     net = lookup(host.conn.networkLookupByName, change.ref.name)
     if change.action is Action.DELETE or change.action is Action.REPLACE:
         if net is not None:
-            check_owned(change.ref, lx.parse_network(net.XMLDesc(0)).stamp, context)
+            parsed = lx.parse_network(net.XMLDesc(0))
+            check_owned(change.ref, parsed.stamp, context)
+            bridge = parsed.fields.get("bridge") or _bridge(net)
+            users = sharing.domains_on_network(host, change.ref.name, bridge)
+            if change.action is Action.DELETE and users:
+                raise ProviderError(
+                    f"{change.ref} is in use by {', '.join(users)}; not deleted",
+                    "remove their interfaces on it (or delete those guests) first",
+                )
             if net.isActive():
                 net.destroy()
             net.undefine()

@@ -33,6 +33,7 @@ from reconciler.providers.libvirt import (
     host_policy,
     neighbours,
     networks,
+    sharing,
     storage,
     templates,
 )
@@ -41,6 +42,7 @@ from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, host_errors
 from reconciler.providers.libvirt.embedded import EmbeddedHost
 from reconciler.providers.libvirt.guests import apply as guest_apply
+from reconciler.providers.libvirt.guests import disks as guest_disks
 from reconciler.providers.libvirt.guests import guarantee
 from reconciler.providers.libvirt.guests import observe as guest_observe
 from reconciler.providers.libvirt.guests import tools as guest_tools
@@ -49,6 +51,8 @@ _DRIVERS = {"TEST": "test", "QEMU": "qemu", "LXC": "lxc", "VZ": "vz", "PARALLELS
 
 _APPLY = {
     "StoragePool": storage.apply_pool,
+    # Not a kind of manifest: `recon delete volume POOL/NAME` (kept volumes).
+    "Volume": storage.apply_volume,
     "Network": networks.apply_network,
     "Template": templates.apply_template,
     "VirtualMachine": guest_apply.apply_guest,
@@ -164,6 +168,11 @@ class LibvirtProvider:
     def flush(self) -> None:
         if self.host.trees is not None:
             self.host.trees.clear()
+        if self.host.pending_volumes:
+            with host_errors("cannot record volumes in their pools"):
+                storage.write_volume_records(self.host)
+            if self.embedded is not None:
+                self.embedded.changed(self.conn, [], storage=True)
         if self.embedded is not None:
             with host_errors("cannot save the embedded host"):
                 self.embedded.flush(self.conn)
@@ -201,9 +210,21 @@ class LibvirtProvider:
             networks.observe(self.host, objects)
             guest_observe.observe(self.host, objects, seen.by_path, self._domains)
             guest_tools.observe_guests(self.host, objects)
+            guest_disks.note_recorded(objects, seen.by_path)
+            # The other local driver of this libvirtd, read-only, once: what its guests use
+            # of the host-wide objects, and the RAM they hold (counted by admission).
+            peer = sharing.open_peer(self.host)
+            try:
+                shared = sharing.other_driver_users(self.host, peer)
+                beside = neighbours.observe(self.host, peer)
+            finally:
+                if peer is not None and not isinstance(peer[1], str):
+                    with suppress(libvirt.libvirtError):
+                        peer[1].close()
+            sharing.network_users(objects, shared)
+            sharing.template_users(objects, shared)
+            sharing.mark_off_bridge(self.host, objects)
             objects[host_policy.HOST_POLICY] = host_policy.observe(self.host, stats)
-            # The other local driver's guests share this host's RAM: counted by admission.
-            beside = neighbours.observe(self.host)
             if beside is not None:
                 objects[host_policy.HOST_POLICY].extra["otherDriver"] = beside
         self._held = {
@@ -215,7 +236,7 @@ class LibvirtProvider:
             and obs.extra.get("guarantee") in (lh.CGROUP_V1, lh.CGROUP_V2)
             and "memoryGuarantee" in obs.fields
         }
-        return Observation(host=facts, objects=objects)
+        return Observation(host=facts, objects=objects, shared=shared)
 
     # --- inside a guest (guests/tools.py dispatches by driver) ---------------------------------
 

@@ -70,17 +70,29 @@ def _observe_pool(
     fields["autostart"] = bool(pool.autostart())
     ref = ResourceRef("StoragePool", parsed.name)
     paths: list[str] = []
+    volumes: dict[str, dict[str, object]] = {}
     active = bool(pool.isActive())
     if active:
         for pv in _pool_volumes(pool, parsed.name, kept):
             by_path[pv.path] = (parsed.name, pv)
             paths.append(pv.path)
+            volumes[pv.name] = {
+                "path": pv.path,
+                "capacity": pv.capacity,
+                "backing": pv.backing_path,
+            }
     objects[ref] = Observed(
         ref,
         fields,
         parsed.stamp,
         uuid=parsed.uuid,
-        extra={"templates": parsed.templates, "active": active},
+        extra={
+            "templates": parsed.templates,
+            "active": active,
+            # Its volumes (for `recon get volumes`), and what recon recorded of those it made.
+            "volumes": volumes,
+            "records": parsed.volumes,
+        },
         in_use_by=tuple(sorted(paths)),
     )
     return parsed
@@ -126,15 +138,17 @@ def apply_pool(host: Host, change: Change, resource: Resource | None, context: A
         if pool.isActive():
             pool.destroy()
         pool.undefine()
+        host.pending_volumes.pop(name, None)
         return "deleted"
     assert resource is not None and isinstance(resource.manifest, StoragePool)
     templates: dict[str, Stamp] = {}
+    kept: dict[str, dict[str, str]] = {}
     existing_uuid: str | None = None
     if pool is not None:
         parsed = lx.parse_pool(pool_xml(host, pool))
         if change.action is not Action.CREATE or parsed.stamp is None:
             check_owned(change.ref, parsed.stamp, context)
-        templates, existing_uuid = parsed.templates, parsed.uuid
+        templates, existing_uuid, kept = parsed.templates, parsed.uuid, parsed.volumes
         if change.action is Action.REPLACE:
             if pool.isActive() and pool.listAllVolumes(0):
                 raise ProviderError(f"{change.ref} holds volumes; it cannot be replaced")
@@ -144,7 +158,7 @@ def apply_pool(host: Host, change: Change, resource: Resource | None, context: A
             pool, existing_uuid = None, None
     stamp = make_stamp(resource, context)
     xml_text = lx.build_pool(
-        resource.manifest, uuid=existing_uuid, stamp=stamp, templates=templates
+        resource.manifest, uuid=existing_uuid, stamp=stamp, templates=templates, volumes=kept
     )
     new = pool is None
     pool = _define_pool(host, xml_text)
@@ -157,6 +171,65 @@ def apply_pool(host: Host, change: Change, resource: Resource | None, context: A
             pool.create(0)
     pool.setAutostart(1 if resource.manifest.spec.autostart else 0)
     return "defined and started" if change.action is Action.CREATE else "updated"
+
+
+def apply_volume(
+    host: Host, change: Change, resource: Resource | None, context: ApplyContext
+) -> str:
+    """`recon delete volume POOL/NAME`: a guest volume recon made (recorded in its pool's
+    stamp or a guest's), which no domain uses and no volume backs onto. The way out for the
+    volumes a guest deleted without --delete-volumes left behind."""
+    if change.action is not Action.DELETE:
+        raise ProviderError(f"{change.ref}: a volume is only ever deleted by name")
+    pool_name, _, vol_name = change.ref.name.partition("/")
+    pool = pool_named(host, pool_name)
+    vol = find_volume(pool, vol_name) if pool is not None and pool.isActive() else None
+    if vol is None:
+        return "already gone"
+    path = vol.path()
+    parsed = lx.parse_pool(pool_xml(host, pool))
+    images = {
+        image
+        for tstamp in parsed.templates.values()
+        for image in (tstamp.record.get("image"), *(tstamp.record.get("images") or ()))
+        if isinstance(image, str)
+    }
+    if vol_name in images or vol_name.startswith("template-"):
+        raise NotOwnedError(
+            f"{change.ref} is a template image; not deleted",
+            "delete its Template (recon delete template NAME)",
+        )
+    if vol_name not in volume_records(host, pool_name) and not _in_guest_record(context, path):
+        raise NotOwnedError(
+            f"{change.ref} was not made by recon (no record of it); left untouched",
+            f"remove it yourself if it is not needed (virsh vol-delete {vol_name} --pool "
+            f"{pool_name})",
+        )
+    users = sorted({str(ref) for ref in context.observation.users_of(path)})
+    users += context.observation.shared.get(f"file:{path}", [])
+    if users:
+        raise ProviderError(
+            f"{change.ref} is in use by {', '.join(users)}; not deleted",
+            "remove the disk from the guest (or delete the guest) first",
+        )
+    backed = volumes_backed_by(host, path)
+    if backed:
+        raise ProviderError(
+            f"{change.ref} is the backing file of {', '.join(backed)}; not deleted",
+            "delete those volumes first",
+        )
+    delete_volume_at(host, path)
+    return "deleted"
+
+
+def _in_guest_record(context: ApplyContext, path: str) -> bool:
+    """Whether an owned guest's stamp records the volume as one recon made or attached."""
+    for obs in context.observation.objects.values():
+        if obs.owned and obs.stamp is not None and obs.ref.kind in ("VirtualMachine", "Container"):
+            recorded = obs.stamp.record.get("volumes")
+            if isinstance(recorded, list) and path in recorded:
+                return True
+    return False
 
 
 def _define_pool(host: Host, xml_text: str) -> libvirt.virStoragePool:
@@ -193,6 +266,49 @@ def set_template_stamp(host: Host, pool_name: str, template: str, stamp: Stamp |
     else:
         templates[template] = stamp
     _define_pool(host, lx.build_pool_from_parsed(parsed, templates=templates))
+
+
+def volume_records(host: Host, pool_name: str) -> dict[str, dict[str, str]]:
+    """What recon recorded of the volumes of a pool it owns (name -> owner and disk), with
+    what is still waiting to be written; none for a pool it does not own."""
+    pool = pool_named(host, pool_name)
+    records = {} if pool is None else dict(lx.parse_pool(pool_xml(host, pool)).volumes)
+    for name, record in host.pending_volumes.get(pool_name, {}).items():
+        if record is None:
+            records.pop(name, None)
+        else:
+            records[name] = record
+    return records
+
+
+def record_volumes(host: Host, pool_name: str, changes: dict[str, dict[str, str] | None]) -> None:
+    """Record (or, with None, forget) volumes in their pool's stamp at the next flush."""
+    host.pending_volumes.setdefault(pool_name, {}).update(changes)
+
+
+def write_volume_records(host: Host) -> list[str]:
+    """Write the pending volume records into the pools' stamps, one definition per pool; the
+    pools recon does not own (no stamp to carry them) come back by name."""
+    unrecorded = []
+    for pool_name, changes in sorted(host.pending_volumes.items()):
+        pool = pool_named(host, pool_name)
+        parsed = lx.parse_pool(pool_xml(host, pool)) if pool is not None else None
+        if parsed is None or parsed.stamp is None:
+            if pool is not None and any(v is not None for v in changes.values()):
+                unrecorded.append(pool_name)
+            continue
+        volumes = dict(parsed.volumes)
+        for name, record in changes.items():
+            if record is None:
+                volumes.pop(name, None)
+            else:
+                volumes[name] = record
+        if volumes != parsed.volumes:
+            _define_pool(
+                host, lx.build_pool_from_parsed(parsed, templates=parsed.templates, volumes=volumes)
+            )
+    host.pending_volumes.clear()
+    return unrecorded
 
 
 def template_stamp(host: Host, pool_name: str, template: str) -> Stamp | None:
@@ -242,9 +358,12 @@ def backing_file_of(host: Host, path: str) -> str | None:
 
 
 def delete_volume_at(host: Host, path: str) -> None:
-    """Delete the volume at a path; one that is already gone is not an error."""
+    """Delete the volume at a path (and forget its record); one that is already gone is not
+    an error."""
     try:
-        host.conn.storageVolLookupByPath(path).delete(0)
+        vol = host.conn.storageVolLookupByPath(path)
+        record_volumes(host, vol.storagePoolLookupByVolume().name(), {vol.name(): None})
+        vol.delete(0)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
             raise

@@ -271,11 +271,21 @@ def _delete_images(pool: libvirt.virStoragePool, names: Iterable[str]) -> int:
 def _refuse_backing(host: Host, ref: ResourceRef, backed: tuple[str, ...]) -> None:
     """A template image is never deleted while a volume backs onto it: the volume would point
     at a file that is gone. (The observation named them; those deleted since do not count.)"""
-    left = [path for path in backed if storage.volume_exists_at(host, path)]
+    left = [
+        path for path in backed if path.startswith("/") and storage.volume_exists_at(host, path)
+    ]
     if left:
         raise ProviderError(
             f"{ref}: its image is the backing file of {', '.join(left)}; not deleted",
             "delete those disks first (delete their guests with --delete-volumes)",
+        )
+    # Guests of the other driver of the same libvirtd (sharing.template_users) that were made
+    # from it or run on its image.
+    guests = [user for user in backed if not user.startswith("/")]
+    if guests:
+        raise ProviderError(
+            f"{ref} is in use by {', '.join(guests)}; not deleted",
+            "delete those guests first, through their own connection",
         )
 
 

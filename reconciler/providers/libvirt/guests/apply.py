@@ -5,6 +5,7 @@ failure continues from where the host is."""
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import time
 import uuid as uuidlib
@@ -15,13 +16,19 @@ import libvirt
 from reconciler.model.artifacts import VM_CMDLINE, boot_volume_names
 from reconciler.model.kinds import Container, VirtualMachine
 from reconciler.model.plan import Action, Change, Disruption
-from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 from reconciler.providers.base import ApplyContext, ProviderError
 from reconciler.providers.libvirt import storage, templates
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, check_owned, lookup, make_stamp
-from reconciler.providers.libvirt.guests import guarantee, live, lxc, observe, settle, tools
+from reconciler.providers.libvirt.guests import (
+    disks,
+    guarantee,
+    live,
+    observe,
+    settle,
+    tools,
+)
 
 
 def apply_guest(
@@ -41,6 +48,7 @@ def apply_guest(
     existing_uuid: str | None = None
     macs: list[str | None] = []
     attached: dict[str, str] = {}
+    own: set[str] = set()
     notes: list[str] = []
     definition = ""  # the guest's saved definition before this change, if it has one
     if dom is not None:
@@ -49,6 +57,7 @@ def apply_guest(
         if change.action is not Action.CREATE or parsed.stamp is None:
             check_owned(change.ref, parsed.stamp, context)
         existing_uuid, attached = parsed.uuid, parsed.disk_paths
+        own = disks.own_paths(parsed.stamp, attached.values())
         macs = [
             parsed.fields.get(f"interfaces[{i}].mac") for i in range(len(manifest.spec.interfaces))
         ]
@@ -56,8 +65,11 @@ def apply_guest(
             notes += _delete_guest(host, dom, context, False, _rebuilt_disks(change))
             dom, existing_uuid, macs, attached = None, None, [], {}
     uuid = manifest.spec.uuid or existing_uuid or str(uuidlib.uuid4())
-    volumes, backings = _guest_volumes(host, resource, context, attached)
-    stamp = make_stamp(resource, context)
+    volumes, backings = disks.guest_volumes(host, resource, context, attached, own, notes)
+    # Detached disks stay the guest's while their volumes exist.
+    using = {v.path for v in volumes.values()}
+    own = {p for p in own if p in using or storage.volume_exists_at(host, p)}
+    stamp = dataclasses.replace(make_stamp(resource, context), record={"volumes": sorted(own)})
     was_running = dom is not None and bool(dom.isActive())
     dom = host.conn.defineXML(
         lx.build_domain(
@@ -160,57 +172,6 @@ def _wake(dom: libvirt.virDomain, want_running: bool) -> tuple[str, list[str]]:
     return "resumed", [f"resumed ({why})"]
 
 
-def _guest_volumes(
-    host: Host, resource: Resource, context: ApplyContext, attached: dict[str, str]
-) -> tuple[dict[str, lx.DiskVolume], dict[str, str]]:
-    """Create what is missing: each disk's volume (with its template as backing file). A disk
-    the guest already has keeps its volume (one named before the "_" separator too); a volume
-    another guest uses is never attached. Also returns the backing file of each disk made
-    from a template (the image it was made from, which may be an older build)."""
-    manifest = resource.manifest
-    out: dict[str, lx.DiskVolume] = {}
-    backings: dict[str, str] = {}
-    wanted: list[tuple[str, str, int, str | None, str]] = []
-    if isinstance(manifest, VirtualMachine):
-        for disk in manifest.spec.disks:
-            wanted.append((disk.name, disk.pool, disk.size, disk.template, disk.format))
-    elif isinstance(manifest, Container):
-        wanted.append(("root", manifest.spec.disk.pool, manifest.spec.disk.size, None, "raw"))
-    for disk_name, pool_name, size, template, fmt in wanted:
-        pool = host.conn.storagePoolLookupByName(pool_name)
-        vol_name = lx.volume_name(resource.ref.name, disk_name, fmt)
-        # The volume the guest has for this disk, if it is in this pool (one named before
-        # the "_" separator too), else the one under the disk's name.
-        have = attached.get(disk_name, "")
-        vol = storage.find_volume(pool, posixpath.basename(have)) if have else None
-        if vol is None or vol.path() != have:
-            vol = storage.find_volume(pool, vol_name)
-        if vol is None:
-            backing = templates.image_volume(host, template, context) if template else None
-            root_from = None
-            if isinstance(manifest, Container) and host.driver == "lxc":
-                root_from = lxc.root_archive(host, manifest, context)
-            vol = storage.create_volume(
-                pool, lx.build_volume(vol_name, capacity=size, fmt=fmt, backing=backing)
-            )
-            if root_from is not None:
-                lxc.make_root(host, vol, root_from)
-            if backing is not None:
-                backings[disk_name] = backing.path
-        else:
-            _refuse_shared(resource, disk_name, vol.path(), context)
-            vol_name = vol.name()
-            capacity = vol.info()[1]
-            if size > capacity:
-                vol.resize(size, 0)
-            if template:
-                backing_path = lx.parse_volume(vol.XMLDesc(0)).backing_path
-                if backing_path:
-                    backings[disk_name] = backing_path
-        out[disk_name] = lx.DiskVolume(pool_name, vol_name, vol.path(), fmt)
-    return out, backings
-
-
 def _kernel_boot(
     host: Host, manifest: VirtualMachine | Container, backings: dict[str, str]
 ) -> lx.KernelBoot | None:
@@ -231,22 +192,6 @@ def _kernel_boot(
     return lx.KernelBoot(kernel, initrd, VM_CMDLINE)
 
 
-def _other_users(context: ApplyContext, path: str, guest: str) -> list[ResourceRef]:
-    """The other guests, managed or not, whose disks or filesystems are the file at path."""
-    return [ref for ref in context.observation.users_of(path) if ref.name != guest]
-
-
-def _refuse_shared(resource: Resource, disk: str, path: str, context: ApplyContext) -> None:
-    others = _other_users(context, path, resource.ref.name)
-    if others:
-        raise ProviderError(
-            f"{resource.ref}: the volume {path} for disk {disk} is in use by "
-            + ", ".join(str(ref) for ref in others)
-            + "; two guests on one disk would corrupt it",
-            "rename the disk, or remove the volume from the other guest first",
-        )
-
-
 def _delete_guest(
     host: Host,
     dom: libvirt.virDomain,
@@ -254,23 +199,28 @@ def _delete_guest(
     delete_volumes: bool,
     only_disks: set[str] | None = None,
 ) -> list[str]:
-    """Undefine the guest and, if asked, delete its disks; a disk that another guest uses
-    is kept, and said so."""
+    """Undefine the guest and, if asked, delete its disks (those recon made for it or it
+    had, detached ones too); a disk that another guest uses is kept, and said so. Without
+    its volumes, the volumes it owned are recorded as kept in their pools."""
     parsed = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     if dom.isActive():
         dom.destroy()
     flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM if host.driver in ("qemu", "kvm") else 0
     dom.undefine() if flags == 0 else dom.undefineFlags(flags)
+    own = disks.own_paths(parsed.stamp, parsed.disk_paths.values())
+    owner = f"{parsed.kind or 'VirtualMachine'}/{parsed.name}"
     if not delete_volumes and only_disks is None:
-        return []
+        return disks.keep(host, owner, own)
     notes = []
     backing: list[str] = []
-    for disk, path in parsed.disk_paths.items():
-        if only_disks is not None and disk not in only_disks:
-            continue
-        others = _other_users(context, path, parsed.name)
+    if only_disks is not None:
+        targets = [p for d, p in parsed.disk_paths.items() if d in only_disks]
+    else:
+        targets = sorted(own)
+    for path in targets:
+        others = disks.other_users(context, path, parsed.name)
         if others:
-            notes.append(f"volume {path} kept: in use by {', '.join(map(str, others))}")
+            notes.append(f"volume {path} kept: in use by {', '.join(others)}")
             continue
         image = storage.backing_file_of(host, path)
         storage.delete_volume_at(host, path)

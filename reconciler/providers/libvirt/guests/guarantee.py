@@ -36,6 +36,9 @@ def observe(
     cgroup = _memory_cgroup(host, parsed.name)
     if cgroup is None:
         return promised, lh.ADMISSION_ONLY
+    escaped = _escaped(host, parsed.name)
+    if escaped:
+        return promised, escaped
     try:
         held = cgroup.read()
     except OSError:
@@ -94,7 +97,26 @@ def hold(host: Host, dom: libvirt.virDomain, manifest: VirtualMachine | Containe
         )
     if not pct:
         return [f"memory guarantee removed ({cgroup.how})"]
+    escaped = _escaped(host, dom.name())
+    if escaped:
+        return [f"memoryGuarantee {pct}%: {escaped}"]
     return [f"{format_quantity(want)} guaranteed ({cgroup.how})"]
+
+
+def _escaped(host: Host, name: str) -> str:
+    """Why a running container's guarantee is not held, or "": its processes left the cgroup
+    that carries the limit and the guarantee (no cgroup namespace: its systemd moved itself
+    into the host's groups). Then only admission holds it, and recon says so."""
+    if family(host.driver) != "lxc":
+        return ""
+    pid = lh.domain_pid("lxc", name)
+    outside = lh.processes_outside_cgroup(pid) if pid is not None else []
+    if not outside:
+        return ""
+    return (
+        f"{lh.ADMISSION_ONLY}: not held, {len(outside)} of the container's processes are "
+        "outside its memory cgroup (no cgroup namespace on this host)"
+    )
 
 
 def _can_hold(host: Host) -> bool:

@@ -37,6 +37,10 @@ class ParsedPool:
     fields: Fields
     stamp: Stamp | None
     templates: dict[str, Stamp] = field(default_factory=dict)
+    # Guest volumes recon made that outlived their guest (deleted without --delete-volumes):
+    # volume name -> {"owner": "VirtualMachine/NAME", "disk": DISK}. A volume has no metadata
+    # of its own, so the pool's stamp keeps what recon knows of its kept volumes.
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _pool_xml(
@@ -46,11 +50,14 @@ def _pool_xml(
     path: str,
     stamp: Stamp,
     templates: dict[str, Stamp],
+    volumes: dict[str, dict[str, str]] | None = None,
 ) -> str:
     data = stamp_dict(stamp, StoragePool.KIND)
     data["templates"] = {
         tname: stamp_dict(tstamp, Template.KIND) for tname, tstamp in sorted(templates.items())
     }
+    if volumes:
+        data["volumes"] = {vname: dict(rec) for vname, rec in sorted(volumes.items())}
     root = Element("pool", type=pool_type)
     sub(root, "name", name)
     if uuid is not None:
@@ -63,25 +70,36 @@ def _pool_xml(
 
 
 def build_pool(
-    manifest: StoragePool, *, uuid: str | None, stamp: Stamp, templates: dict[str, Stamp]
+    manifest: StoragePool,
+    *,
+    uuid: str | None,
+    stamp: Stamp,
+    templates: dict[str, Stamp],
+    volumes: dict[str, dict[str, str]] | None = None,
 ) -> str:
     """Pool XML. Pools have no <metadata>, but <source><vendor>/<product> names survive a
     round trip, so the stamp (and those of Templates whose images live in the pool) ride in the
     product name as JSON."""
     s = manifest.spec
-    return _pool_xml(manifest.name, uuid, s.type, s.path, stamp, templates)
+    return _pool_xml(manifest.name, uuid, s.type, s.path, stamp, templates, volumes)
 
 
-def build_pool_from_parsed(parsed: ParsedPool, *, templates: dict[str, Stamp]) -> str:
-    """The XML of a pool recon already owns, with new Template stamps: recording a Template
-    must not need the pool's manifest."""
+def build_pool_from_parsed(
+    parsed: ParsedPool,
+    *,
+    templates: dict[str, Stamp],
+    volumes: dict[str, dict[str, str]] | None = None,
+) -> str:
+    """The XML of a pool recon already owns, with new Template stamps or kept-volume records
+    (None: those it has): recording either must not need the pool's manifest."""
     if parsed.stamp is None:
         raise ValueError(f"pool {parsed.name!r} carries no recon stamp")
     path = parsed.fields.get("path")
     if not isinstance(path, str) or not path:
         raise ValueError(f"pool {parsed.name!r} has no target path")
     pool_type = str(parsed.fields.get("type") or "dir")
-    return _pool_xml(parsed.name, parsed.uuid, pool_type, path, parsed.stamp, templates)
+    kept = parsed.volumes if volumes is None else volumes
+    return _pool_xml(parsed.name, parsed.uuid, pool_type, path, parsed.stamp, templates, kept)
 
 
 def parse_pool(xml_text: str) -> ParsedPool:
@@ -92,6 +110,7 @@ def parse_pool(xml_text: str) -> ParsedPool:
         fields["path"] = path
     stamp: Stamp | None = None
     templates: dict[str, Stamp] = {}
+    volumes: dict[str, dict[str, str]] = {}
     vendor = root.find("source/vendor")
     product = root.find("source/product")
     if vendor is not None and vendor.get("name") == VENDOR and product is not None:
@@ -99,7 +118,13 @@ def parse_pool(xml_text: str) -> ParsedPool:
         found = stamp_from_json(text)
         if found is not None:
             stamp = found[1]
-            raw = json.loads(text).get("templates")
+            data = json.loads(text)
+            kept = data.get("volumes")
+            if isinstance(kept, dict):
+                for vname, rec in kept.items():
+                    if isinstance(rec, dict):
+                        volumes[str(vname)] = {str(k): str(v) for k, v in rec.items()}
+            raw = data.get("templates")
             if isinstance(raw, dict):
                 for name, value in raw.items():
                     tfound = stamp_from_dict(value)
@@ -111,6 +136,7 @@ def parse_pool(xml_text: str) -> ParsedPool:
         fields=fields,
         stamp=stamp,
         templates=templates,
+        volumes=volumes,
     )
 
 
