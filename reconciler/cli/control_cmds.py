@@ -29,9 +29,10 @@ from reconciler.cli.params import HOST_PORT, POSITIVE_SECONDS, SECONDS, SET_NAME
 from reconciler.cli.render import table
 from reconciler.control.desired import Desired, FileSet
 from reconciler.control.drift import POLICIES
-from reconciler.control.loop import SET_KEY, Controller, LoopOptions, run_loop
+from reconciler.control.loop import SET_KEY, Controller, LoopOptions
 from reconciler.control.metrics import PrometheusMetrics
 from reconciler.control.queue import WorkQueue
+from reconciler.control.runner import run_loop
 from reconciler.control.sources import FileWatcher, GitError, GitSource
 from reconciler.control.status import Status, load_status, status_path
 from reconciler.load.sources import read_sources

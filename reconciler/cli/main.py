@@ -33,7 +33,7 @@ from reconciler.load.cross_checks import dangling_ref
 from reconciler.load.secrets import SecretPolicy, check_places, read_secrets
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
-from reconciler.model.capabilities import check_manifest
+from reconciler.model.capability_checks import check_manifest
 from reconciler.model.diagnostics import Diagnostic, format_path
 from reconciler.model.kinds import KINDS
 from reconciler.model.schema import all_schemas, schema_filename

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from reconciler.engine.diff import GUESTS, diff, prune_candidates
 from reconciler.engine.kept import kept_volume_problems
 from reconciler.load.graph import creation_order, sort_key
-from reconciler.model.capabilities import DRIVERS, check_manifest, family
+from reconciler.model.capabilities import DRIVERS, family
+from reconciler.model.capability_checks import check_manifest
 from reconciler.model.diagnostics import format_path
 from reconciler.model.errors import ReconError
 from reconciler.model.kinds import Container, HostPolicy, VirtualMachine

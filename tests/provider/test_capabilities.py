@@ -12,14 +12,8 @@ from typing import Any
 import pytest
 
 from reconciler.engine.plan import PlanRefused, make_plan
-from reconciler.model.capabilities import (
-    CAPABILITIES,
-    DRIVERS,
-    FEATURES,
-    check_manifest,
-    family,
-    features_markdown,
-)
+from reconciler.model.capabilities import CAPABILITIES, DRIVERS, FEATURES, family
+from reconciler.model.capability_checks import check_manifest, features_markdown
 from reconciler.model.kinds import KINDS, Manifest
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
