@@ -32,7 +32,7 @@ def complete_kind(
 
 def host_names(ctx: click.Context, kind: str | None) -> list[str]:
     """Names on the host (of KIND if given), or none when the host cannot be read."""
-    from reconciler.providers.libvirt.embedded import default_home
+    from reconciler.providers.home import default_home
     from reconciler.providers.registry import open_provider
 
     root = ctx.find_root().params
