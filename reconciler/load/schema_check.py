@@ -1,20 +1,21 @@
-"""A kind's JSON Schema compiled once into plain Python checks: is a document valid, yes or no.
+"""A kind's JSON Schema compiled once into plain Python: is a document valid, yes or no.
 
 `recon validate` runs every document through its kind's JSON Schema as well as its model. A
 document the model accepted is almost always valid by the schema too (both come from the same
 types), and jsonschema's general walk (a validator evolved per node, references looked up
-per use) costs about a millisecond per document. So a document is first checked here, by
-closures built once per kind for exactly the keywords recon's generated schemas use; only a
-document that fails this check goes to jsonschema, which then says what is wrong, at which
-path, as before.
+per use) costs about a millisecond per document. So a document is first checked here, by a
+function generated once per kind for exactly the keywords recon's generated schemas use (one
+Python function per schema node, compiled with `compile`); only a document that fails this
+check goes to jsonschema, which then says what is wrong, at which path, as before.
 
 The compiled check never calls a document valid that jsonschema would not: it applies each
 keyword with jsonschema's own meaning (draft 2020-12: `integer` takes 2.0, `pattern` is
 `re.search`, a `$ref` is applied with the keywords beside it, ...), and a schema with any
 keyword it does not know, or a `const`/`enum` that is not a string, is not compiled at all
-(`compile_schema` returns None: every document of that kind goes to jsonschema).
-tests/validation/test_schema_check.py holds the two to the same verdict on documents broken
-in every way the schemas describe.
+(`compile_schema` returns None: every document of that kind goes to jsonschema). The source
+is made only from the schema's own keywords and names (through repr); no document is ever
+part of it. tests/validation/test_schema_check.py holds the two to the same verdict on
+documents broken in every way the schemas describe.
 """
 
 from __future__ import annotations
@@ -66,190 +67,216 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
-_TYPES: dict[str, Check] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "integer": _is_integer,
-    "number": _is_number,
+# The test for each JSON type, as an expression of `v`.
+_TYPE_TESTS = {
+    "object": "isinstance(v, dict)",
+    "array": "isinstance(v, list)",
+    "string": "isinstance(v, str)",
+    "boolean": "isinstance(v, bool)",
+    "null": "v is None",
+    "integer": "(v.__class__ is int or _is_integer(v))",
+    "number": "(v.__class__ is int or v.__class__ is float or _is_number(v))",
 }
 
 
-class _Compiler:
-    def __init__(self, root: Mapping[str, Any]) -> None:
-        self.defs: Mapping[str, Any] = root.get("$defs", {})
-        self.compiled: dict[str, Check] = {}
-
-    def ref(self, target: str) -> Check:
-        prefix = "#/$defs/"
-        if not target.startswith(prefix) or target[len(prefix) :] not in self.defs:
-            raise _Unsupported(f"$ref {target}")
-        name = target[len(prefix) :]
-        if name not in self.compiled:
-            # Recursive definitions reach the cell before it is filled.
-            cell: list[Check] = []
-            self.compiled[name] = lambda v: cell[0](v)
-            cell.append(self.node(self.defs[name]))
-            self.compiled[name] = cell[0]
-        return self.compiled[name]
-
-    def node(self, schema: Any) -> Check:
-        if schema is True:
-            return lambda v: True
-        if schema is False:
-            return lambda v: False
-        if not isinstance(schema, dict):
-            raise _Unsupported(f"schema {type(schema).__name__}")
-        unknown = set(schema) - _KNOWN
-        if unknown:
-            raise _Unsupported(", ".join(sorted(unknown)))
-        checks: list[Check] = []
-        if "type" in schema:
-            checks.append(self.type_check(schema["type"]))
-        if "$ref" in schema:
-            checks.append(self.ref(schema["$ref"]))
-        if "anyOf" in schema:
-            branches = [self.node(b) for b in schema["anyOf"]]
-            checks.append(lambda v: any(b(v) for b in branches))
-        if "const" in schema or "enum" in schema:
-            checks.append(self.choices(schema))
-        checks += self.string_checks(schema)
-        checks += self.number_checks(schema)
-        checks += self.array_checks(schema)
-        object_check = self.object_check(schema)
-        if object_check is not None:
-            checks.append(object_check)
-        if not checks:
-            return lambda v: True
-        if len(checks) == 1:
-            return checks[0]
-        return lambda v: all(c(v) for c in checks)
-
-    def type_check(self, types: Any) -> Check:
-        names = [types] if isinstance(types, str) else types
-        if not isinstance(names, list) or any(n not in _TYPES for n in names):
-            raise _Unsupported(f"type {types!r}")
-        tests = [_TYPES[n] for n in names]
-        if len(tests) == 1:
-            return tests[0]
-        return lambda v: any(t(v) for t in tests)
-
-    def choices(self, schema: dict[str, Any]) -> Check:
-        allowed: list[Any] = []
-        if "const" in schema:
-            allowed.append(schema["const"])
-        if "enum" in schema:
-            if not isinstance(schema["enum"], list):
-                raise _Unsupported("enum")
-            allowed += schema["enum"]
-        # Strings only: jsonschema's equality of numbers, booleans and containers has rules
-        # of its own (1 is not true, 1.0 is 1), which nothing here needs to reproduce.
-        if not all(isinstance(a, str) for a in allowed):
-            raise _Unsupported("const/enum of a non-string")
-        if "const" in schema and "enum" in schema:
-            const, enum = schema["const"], set(schema["enum"])
-            return lambda v: isinstance(v, str) and v == const and v in enum
-        values = frozenset(allowed)
-        return lambda v: isinstance(v, str) and v in values
-
-    def string_checks(self, schema: dict[str, Any]) -> list[Check]:
-        checks: list[Check] = []
-        if "pattern" in schema:
-            search = re.compile(schema["pattern"]).search
-            checks.append(lambda v: not isinstance(v, str) or search(v) is not None)
-        low, high = schema.get("minLength"), schema.get("maxLength")
-        if low is not None or high is not None:
-            lo = _bound(low, 0)
-            hi = _bound(high, None)
-            checks.append(
-                lambda v: not isinstance(v, str) or (lo <= len(v) and (hi is None or len(v) <= hi))
-            )
-        return checks
-
-    def number_checks(self, schema: dict[str, Any]) -> list[Check]:
-        checks: list[Check] = []
-        if "minimum" in schema:
-            low = schema["minimum"]
-            if not _is_number(low):
-                raise _Unsupported("minimum")
-            checks.append(lambda v: not _is_number(v) or v >= low)
-        if "maximum" in schema:
-            high = schema["maximum"]
-            if not _is_number(high):
-                raise _Unsupported("maximum")
-            checks.append(lambda v: not _is_number(v) or v <= high)
-        return checks
-
-    def array_checks(self, schema: dict[str, Any]) -> list[Check]:
-        checks: list[Check] = []
-        if "items" in schema:
-            item = self.node(schema["items"])
-            checks.append(lambda v: not isinstance(v, list) or all(item(i) for i in v))
-        low, high = schema.get("minItems"), schema.get("maxItems")
-        if low is not None or high is not None:
-            lo = _bound(low, 0)
-            hi = _bound(high, None)
-            checks.append(
-                lambda v: not isinstance(v, list) or (lo <= len(v) and (hi is None or len(v) <= hi))
-            )
-        return checks
-
-    def object_check(self, schema: dict[str, Any]) -> Check | None:
-        keys = ("properties", "required", "additionalProperties", "patternProperties")
-        if not any(k in schema for k in keys) and "propertyNames" not in schema:
-            return None
-        props = {k: self.node(s) for k, s in schema.get("properties", {}).items()}
-        required = list(schema.get("required", []))
-        if not all(isinstance(r, str) for r in required):
-            raise _Unsupported("required")
-        patterns = [
-            (re.compile(p).search, self.node(s))
-            for p, s in schema.get("patternProperties", {}).items()
-        ]
-        extra = (
-            self.node(schema["additionalProperties"]) if "additionalProperties" in schema else None
-        )
-        names = self.node(schema["propertyNames"]) if "propertyNames" in schema else None
-
-        def check(value: Any) -> bool:
-            if not isinstance(value, dict):
-                return True
-            for key in required:
-                if key not in value:
-                    return False
-            for key, item in value.items():
-                if names is not None and not names(key):
-                    return False
-                prop = props.get(key)
-                if prop is not None and not prop(item):
-                    return False
-                matched = False
-                for search, pattern_check in patterns:
-                    # patternProperties apply to any key they match, named or not.
-                    if isinstance(key, str) and search(key) is not None:
-                        matched = True
-                        if not pattern_check(item):
-                            return False
-                if extra is not None and prop is None and not matched and not extra(item):
-                    return False
-            return True
-
-        return check
-
-
-def _bound(value: Any, default: int | None) -> Any:
+def _bound(value: Any) -> int | None:
     if value is None:
-        return default
+        return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise _Unsupported("length bound")
     return value
 
 
-def compile_schema(schema: Mapping[str, Any]) -> Check | None:
+class _Generator:
+    """Python source for a schema: one function per node, the shared values beside it."""
+
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self.defs: Mapping[str, Any] = root.get("$defs", {})
+        self.by_def: dict[str, str] = {}
+        self.functions: list[str] = []
+        self.tables: list[str] = []  # module-level values that name functions (dicts)
+        self.env: dict[str, Any] = {"_is_integer": _is_integer, "_is_number": _is_number}
+        self.count = 0
+
+    def name(self, prefix: str) -> str:
+        self.count += 1
+        return f"_{prefix}{self.count}"
+
+    def value(self, prefix: str, value: Any) -> str:
+        name = self.name(prefix)
+        self.env[name] = value
+        return name
+
+    def ref(self, target: str) -> str:
+        prefix = "#/$defs/"
+        key = target[len(prefix) :]
+        if not target.startswith(prefix) or key not in self.defs:
+            raise _Unsupported(f"$ref {target}")
+        if key not in self.by_def:
+            # Named before it is generated, so that a recursive definition calls itself.
+            self.by_def[key] = self.name("d")
+            self.node(self.defs[key], self.by_def[key])
+        return self.by_def[key]
+
+    def node(self, schema: Any, name: str | None = None) -> str:
+        """The name of a function that checks one value against schema."""
+        name = name or self.name("n")
+        if schema is True or schema is False:
+            self.functions.append(f"def {name}(v):\n    return {schema}\n")
+            return name
+        if not isinstance(schema, dict):
+            raise _Unsupported(f"schema {type(schema).__name__}")
+        unknown = set(schema) - _KNOWN
+        if unknown:
+            raise _Unsupported(", ".join(sorted(unknown)))
+        body: list[str] = []
+        known = self.type_check(schema.get("type"), body)
+        if "$ref" in schema:
+            body.append(f"if not {self.ref(schema['$ref'])}(v): return False")
+        if "anyOf" in schema:
+            branches = [
+                "v is None" if b == {"type": "null"} else f"{self.node(b)}(v)"
+                for b in schema["anyOf"]
+            ]
+            body.append(f"if not ({' or '.join(branches) or 'False'}): return False")
+        self.choices(schema, body)
+        self.strings(schema, known, body)
+        self.numbers(schema, body)
+        self.arrays(schema, known, body)
+        self.objects(schema, known, body)
+        lines = "".join(f"    {line}\n" for line in body)
+        self.functions.append(f"def {name}(v):\n{lines}    return True\n")
+        return name
+
+    def type_check(self, types: Any, body: list[str]) -> str | None:
+        """Adds the type test; the one type a value then has, if there is a single one."""
+        if types is None:
+            return None
+        names = [types] if isinstance(types, str) else types
+        if not isinstance(names, list) or not names or any(n not in _TYPE_TESTS for n in names):
+            raise _Unsupported(f"type {types!r}")
+        body.append(f"if not ({' or '.join(_TYPE_TESTS[n] for n in names)}): return False")
+        return names[0] if len(names) == 1 else None
+
+    def choices(self, schema: dict[str, Any], body: list[str]) -> None:
+        for keyword in ("const", "enum"):
+            if keyword not in schema:
+                continue
+            allowed = [schema[keyword]] if keyword == "const" else schema[keyword]
+            # Strings only: jsonschema's equality of numbers, booleans and containers has
+            # rules of its own (1 is not true, 1.0 is 1), which nothing here reproduces.
+            if not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed):
+                raise _Unsupported(f"{keyword} of a non-string")
+            values = self.value("s", frozenset(allowed))
+            body.append(f"if not (isinstance(v, str) and v in {values}): return False")
+
+    @staticmethod
+    def _guard(known: str | None, kind: str, test: str) -> str:
+        """`if <the value is of kind> and <test>`: the kind test left out when known."""
+        if known == kind:
+            return f"if {test}: return False"
+        return f"if {_TYPE_TESTS[kind]} and {test}: return False"
+
+    def strings(self, schema: dict[str, Any], known: str | None, body: list[str]) -> None:
+        if "pattern" in schema:
+            search = self.value("p", re.compile(schema["pattern"]).search)
+            body.append(self._guard(known, "string", f"{search}(v) is None"))
+        low, high = _bound(schema.get("minLength")), _bound(schema.get("maxLength"))
+        if low is not None:
+            body.append(self._guard(known, "string", f"len(v) < {low}"))
+        if high is not None:
+            body.append(self._guard(known, "string", f"len(v) > {high}"))
+
+    def numbers(self, schema: dict[str, Any], body: list[str]) -> None:
+        for keyword, op in (("minimum", "<"), ("maximum", ">")):
+            if keyword in schema:
+                bound = schema[keyword]
+                if not _is_number(bound):
+                    raise _Unsupported(keyword)
+                body.append(f"if _is_number(v) and v {op} {self.value('b', bound)}: return False")
+
+    def arrays(self, schema: dict[str, Any], known: str | None, body: list[str]) -> None:
+        low, high = _bound(schema.get("minItems")), _bound(schema.get("maxItems"))
+        if low is not None:
+            body.append(self._guard(known, "array", f"len(v) < {low}"))
+        if high is not None:
+            body.append(self._guard(known, "array", f"len(v) > {high}"))
+        if "items" in schema:
+            item = self.node(schema["items"])
+            loop = f"for x in v:\n        if not {item}(x): return False"
+            if known == "array":
+                body.append(loop)
+            else:
+                body.append(
+                    f"if isinstance(v, list):\n        {loop.replace(chr(10), chr(10) + '    ')}"
+                )
+
+    def objects(self, schema: dict[str, Any], known: str | None, body: list[str]) -> None:
+        keys = ("properties", "required", "additionalProperties", "patternProperties")
+        if not any(k in schema for k in keys) and "propertyNames" not in schema:
+            return
+        required = schema.get("required", [])
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            raise _Unsupported("required")
+        props = {k: self.node(s) for k, s in schema.get("properties", {}).items()}
+        patterns = [
+            (self.value("p", re.compile(p).search), self.node(s))
+            for p, s in schema.get("patternProperties", {}).items()
+        ]
+        extra = schema.get("additionalProperties", True)
+        extra_check = None if extra is True or extra is False else self.node(extra)
+        names = self.node(schema["propertyNames"]) if "propertyNames" in schema else None
+
+        inner: list[str] = []
+        if required:
+            inner.append(f"if not ({' and '.join(f'{k!r} in v' for k in required)}): return False")
+        loop: list[str] = []
+        if names is not None:
+            loop.append(f"if not {names}(k): return False")
+        if props:
+            table = self.name("t")
+            entries = ", ".join(f"{k!r}: {f}" for k, f in props.items())
+            self.tables.append(f"{table} = {{{entries}}}\n")
+            loop.append(f"f = {table}.get(k)")
+            loop.append("if f is not None and not f(x): return False")
+        else:
+            loop.append("f = None")
+        if patterns:
+            loop.append("m = False")
+            for search, check in patterns:
+                # patternProperties apply to every key they match, named or not.
+                loop.append(f"if isinstance(k, str) and {search}(k) is not None:")
+                loop.append("    m = True")
+                loop.append(f"    if not {check}(x): return False")
+        else:
+            loop.append("m = False")
+        if extra is False:
+            loop.append("if f is None and not m: return False")
+        elif extra_check is not None:
+            loop.append(f"if f is None and not m and not {extra_check}(x): return False")
+        if names is not None or props or patterns or extra is not True:
+            inner.append("for k, x in v.items():")
+            inner += [f"    {line}" for line in loop]
+        if not inner:
+            return
+        if known == "object":
+            body += inner
+        else:
+            body.append("if isinstance(v, dict):")
+            body += [f"    {line}" for line in inner]
+
+    def source(self) -> str:
+        return "\n".join(self.functions) + "\n" + "".join(self.tables)
+
+
+def compile_schema(schema: Mapping[str, Any], label: str = "schema") -> Check | None:
     """The yes/no check of a whole schema, or None when it uses what is not implemented."""
+    gen = _Generator(schema)
     try:
-        return _Compiler(schema).node(dict(schema))
+        root = gen.node(dict(schema))
     except _Unsupported:
         return None
+    env = dict(gen.env)
+    exec(compile(gen.source(), f"<compiled {label}>", "exec"), env)
+    check: Check = env[root]
+    return check

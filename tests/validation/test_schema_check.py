@@ -234,3 +234,18 @@ def test_pattern_properties_exempt_their_keys_from_additional_properties() -> No
     for doc in ({"ab": 1}, {"b": 1}, {"ab": "x"}, {}, {"a": 1, "c": None}):
         assert check(doc) == validator.is_valid(doc), doc
     assert check({"ab": 1}) and not check({"b": 1})
+
+
+def test_property_names_and_length_bounds() -> None:
+    schema = {
+        "type": "object",
+        "propertyNames": {"pattern": "^[a-z]+$", "maxLength": 3},
+        "additionalProperties": {"type": "string", "minLength": 1},
+    }
+    check = compile_schema(schema)
+    assert check is not None
+    validator = jsonschema.Draft202012Validator(schema)
+    docs = [{"ab": "x"}, {"Ab": "x"}, {"abcd": "x"}, {"ab": ""}, {"ab": 1}, {}, []]
+    for doc in docs:
+        assert check(doc) == validator.is_valid(doc), doc
+    assert check({"ab": "x"}) and not check({"Ab": "x"}) and not check({"abcd": "x"})
