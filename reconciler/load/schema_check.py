@@ -20,6 +20,7 @@ documents broken in every way the schemas describe.
 
 from __future__ import annotations
 
+import json
 import numbers
 import re
 from collections.abc import Callable, Mapping
@@ -93,6 +94,7 @@ class _Generator:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.defs: Mapping[str, Any] = root.get("$defs", {})
         self.by_def: dict[str, str] = {}
+        self.by_json: dict[str, str] = {}
         self.functions: list[str] = []
         self.tables: list[str] = []  # module-level values that name functions (dicts)
         self.env: dict[str, Any] = {"_is_integer": _is_integer, "_is_number": _is_number}
@@ -119,8 +121,16 @@ class _Generator:
         return self.by_def[key]
 
     def node(self, schema: Any, name: str | None = None) -> str:
-        """The name of a function that checks one value against schema."""
-        name = name or self.name("n")
+        """The name of a function that checks one value against schema (one function for
+        equal schemas: many fields share a type)."""
+        if name is None:
+            try:
+                key = json.dumps(schema, sort_keys=True)
+            except (TypeError, ValueError):
+                raise _Unsupported("a schema that is not JSON") from None
+            if key in self.by_json:
+                return self.by_json[key]
+            name = self.by_json[key] = self.name("n")
         if schema is True or schema is False:
             self.functions.append(f"def {name}(v):\n    return {schema}\n")
             return name
