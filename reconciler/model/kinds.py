@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from reconciler.model.factories import empty_dict, empty_list
 from reconciler.model.quantity import (
     PERCENT_PATTERN,
     QUANTITY_PATTERN,
@@ -197,9 +198,9 @@ class Strict(BaseModel):
 
 class Metadata(Strict):
     name: Name
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=empty_dict)
     annotations: dict[LabelKey, Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=dict
+        default_factory=empty_dict
     )
 
 
@@ -251,13 +252,13 @@ class GuestUser(Strict):
     password: SecretRef | None = None
     # Public keys are not secrets: inline is what users of cloud-init and prlctl expect.
     ssh_authorized_keys: list[Annotated[str, _pattern(SSH_KEY_PATTERN, 16384)]] = Field(
-        default_factory=list
+        default_factory=empty_list
     )
 
 
 class Guest(Strict):
     hostname: Hostname | None = None
-    users: list[GuestUser] = Field(default_factory=list)
+    users: list[GuestUser] = Field(default_factory=empty_list)
 
 
 # --- kinds ------------------------------------------------------------------------------------
@@ -274,8 +275,8 @@ class VirtualMachineSpec(Strict):
     boot_order: list[BootDevice] = Field(
         default_factory=lambda: list[BootDevice](["disk"]), min_length=1, max_length=3
     )
-    disks: list[Disk] = Field(default_factory=list, max_length=64)
-    interfaces: list[VmInterface] = Field(default_factory=list, max_length=32)
+    disks: list[Disk] = Field(default_factory=empty_list, max_length=64)
+    interfaces: list[VmInterface] = Field(default_factory=empty_list, max_length=32)
     guest: Guest | None = None
     state: RunState = "Running"
     autostart: bool = False
@@ -293,7 +294,7 @@ class ContainerDisk(Strict):
 class ContainerInterface(Strict):
     network: Name
     mac: Mac | None = None
-    ip_addresses: list[InterfaceAddress] = Field(default_factory=list, max_length=64)
+    ip_addresses: list[InterfaceAddress] = Field(default_factory=empty_list, max_length=64)
     gateway: IpAddress | None = None
 
 
@@ -306,10 +307,10 @@ class ContainerSpec(Strict):
     swap: Quantity = 0
     disk: ContainerDisk
     hostname: Hostname | None = None
-    interfaces: list[ContainerInterface] = Field(default_factory=list, max_length=32)
+    interfaces: list[ContainerInterface] = Field(default_factory=empty_list, max_length=32)
     # Application templates layered on `template` (vzpkg's appcache): the root is made from
     # a cache of the OS template plus their packages. A change makes the root again.
-    applications: list[Name] = Field(default_factory=list, max_length=16)
+    applications: list[Name] = Field(default_factory=empty_list, max_length=16)
     state: RunState = "Running"
     autostart: bool = False
 
@@ -333,7 +334,7 @@ class BuildSource(Strict):
     # Scripts next to the manifest (a relative path is read relative to its directory), run
     # in order as `script ROOT` once the packages are in: EZ templates' post-cache. Their
     # content is part of what makes a template's revision.
-    customize: list[FilePath] = Field(default_factory=list, max_length=32)
+    customize: list[FilePath] = Field(default_factory=empty_list, max_length=32)
     # Rebuild when the last build is older than this and the repository has moved since.
     max_age: Duration | None = None
     # The root filesystem's size (qcow2 templates; guests' disks may be larger).
@@ -369,8 +370,8 @@ class TemplateSpec(Strict):
     os_name: Annotated[str, _pattern(OS_NAME_PATTERN)]
     version: Annotated[str, _pattern(VERSION_PATTERN)]
     arch: Literal["x86_64", "aarch64", "i686", "ppc64le"] = "x86_64"
-    packages: list[Annotated[str, _pattern(PACKAGE_PATTERN)]] = Field(default_factory=list)
-    repositories: list[Repository] = Field(default_factory=list)
+    packages: list[Annotated[str, _pattern(PACKAGE_PATTERN)]] = Field(default_factory=empty_list)
+    repositories: list[Repository] = Field(default_factory=empty_list)
     # qcow2: a VM base image (disk backing file); tar: a container template cache.
     format: Literal["qcow2", "tar"]
     # os: a whole system; application: packages (and scripts) that layer on the OS
