@@ -10,6 +10,9 @@ from typing import Any
 
 import click
 
+# The help of every command's -f option.
+FILES_HELP = "Manifest file or directory (read recursively); '-' reads standard input. Repeatable."
+
 
 class Seconds(click.ParamType[float]):
     """A finite number of seconds; `positive` refuses 0 as well."""

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.manifests import FILES_HELP
 from reconciler.cli.output import fail, print_diagnostics, print_json
+from reconciler.cli.params import FILES_HELP
 from reconciler.load.cross_checks import dangling_ref
 from reconciler.load.secrets import SecretPolicy, check_places, read_secrets
 from reconciler.load.sources import read_sources
 from reconciler.load.validate import validate_documents
-from reconciler.model.capabilities import check_manifest
 from reconciler.model.diagnostics import Diagnostic, format_path
 from reconciler.model.kinds import KINDS
 from reconciler.model.schema import all_schemas, schema_filename
@@ -77,6 +76,8 @@ def validate(
     result.diagnostics += check_places(result.resources, policy, result.contexts)
     warnings: list[Diagnostic] = []
     if driver is not None and not read_diags and result.ok:
+        from reconciler.model.capabilities import check_manifest  # only with --driver
+
         marks = {(d.file, d.mark.line): d for d in docs}
         for res in result.resources:
             doc = marks[(res.file, res.line)]
