@@ -654,10 +654,15 @@ NOTABLE_IMPORTS = (
 )
 
 
+# What `recon diff` imports: the command group, then the diff verb's module (main.py imports a
+# verb's module only when it runs).
+IMPORT_PROBE = "import reconciler.cli.main as m; m.load_verb('diff')"
+
+
 def import_times(python: Path, env: dict[str, str]) -> dict[str, Any]:
-    """`python -X importtime -c 'import reconciler.cli.main'`: total, heaviest modules."""
+    """`python -X importtime` of what `recon diff` imports: total, heaviest modules."""
     run = subprocess.run(
-        [str(python), "-X", "importtime", "-c", "import reconciler.cli.main"],
+        [str(python), "-X", "importtime", "-c", IMPORT_PROBE],
         capture_output=True,
         text=True,
         env=env,
@@ -879,7 +884,7 @@ def profile_markdown(prof: dict[str, Any]) -> str:
     if imports:
         out += [
             "",
-            f"Imports (`python -X importtime -c 'import reconciler.cli.main'`, no profiler): "
+            f'Imports (`python -X importtime -c "{IMPORT_PROBE}"`, no profiler): '
             f"{imports['total_us'] / 1e6:.3f} s in all.",
             "Cumulative: "
             + ", ".join(f"{k} {us / 1e3:.0f} ms" for k, us in imports["notable"].items())
