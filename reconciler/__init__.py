@@ -3,9 +3,6 @@
 One-way flow: load -> validate -> graph -> observe -> diff -> plan -> apply -> status.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("recon")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+# The one place the version is written: pyproject.toml reads it from here (setuptools'
+# dynamic version), so `recon --version` needs no importlib.metadata at start-up.
+__version__ = "0.1.0"

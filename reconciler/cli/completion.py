@@ -33,7 +33,7 @@ def complete_kind(
 def host_names(ctx: click.Context, kind: str | None, *more: str) -> list[str]:
     """Names on the host (of KIND, or of any of the kinds given, if given), or none when the
     host cannot be read."""
-    from reconciler.providers.libvirt.embedded import default_home
+    from reconciler.providers.home import default_home
     from reconciler.providers.registry import open_provider
 
     root = ctx.find_root().params

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 from reconciler.cli.kind_names import KIND_ALIASES
 from reconciler.cli.output import fail
-from reconciler.model.kinds import API_VERSION, KINDS, PATTERN_HELP
+from reconciler.model.kinds import API_VERSION, KINDS
+from reconciler.model.patterns import PATTERN_HELP
 
 Node = dict[str, Any]
 

@@ -1,6 +1,7 @@
-"""The manifests a command is given with -f: the option's help (`FILES_HELP`), loading them
-as the desired set (`load_resources`) or as the names `delete -f` deletes (`load_refs`), and
-the git commit they come from (`git_revision`).
+"""The manifests a command is given with -f: the option's help (`FILES_HELP`, kept in
+params.py so that `validate` need not import this module), loading them as the desired set
+(`load_resources`) or as the names `delete -f` deletes (`load_refs`), and the git commit they
+come from (`git_revision`).
 
 Manifests with problems end the command here, with exit 2 and every problem reported. No
 command lives here: the command modules import this one, never the other way round.
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.cli.output import fail, print_diagnostics
+from reconciler.cli.params import FILES_HELP as FILES_HELP  # re-exported for the commands
 from reconciler.load.cross_checks import dangling_ref
 from reconciler.load.manifests import load_manifests
 from reconciler.load.secrets import Contexts, SecretPolicy, check_places, read_secrets
@@ -24,8 +26,6 @@ from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 from reconciler.model.selectors import Selector
-
-FILES_HELP = "Manifest file or directory (read recursively); '-' reads standard input. Repeatable."
 
 # What expand_paths says about a directory that holds no manifest file at all.
 EMPTY_DIRECTORY = "directory contains no manifest files (*.yaml, *.yml)"

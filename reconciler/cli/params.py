@@ -10,6 +10,9 @@ from typing import Any
 
 import click
 
+# The help of every command's -f option.
+FILES_HELP = "Manifest file or directory (read recursively); '-' reads standard input. Repeatable."
+
 
 class Seconds(click.ParamType[float]):
     """A finite number of seconds; `positive` refuses 0 as well."""
@@ -39,7 +42,7 @@ class SetName(click.ParamType[str]):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         # Imported here: the manifest model is not needed for `recon --help`.
-        from reconciler.model.kinds import NAME_PATTERN
+        from reconciler.model.patterns import NAME_PATTERN
 
         text = str(value)
         if not re.fullmatch(NAME_PATTERN, text):

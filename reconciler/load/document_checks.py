@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
 from reconciler.load.raw_document import RawDocument
+from reconciler.load.schema_check import Check, compile_schema
 from reconciler.model.diagnostics import Diagnostic, FieldPath, Mark, format_path
-from reconciler.model.kinds import API_VERSION, KINDS, PATTERN_HELP
+from reconciler.model.kinds import API_VERSION, KINDS
+from reconciler.model.patterns import PATTERN_HELP
 from reconciler.model.schema import kind_schema as _build_schema
 
 # Generated once per kind: the validator and the "did you mean" lookups share it.
@@ -118,6 +120,11 @@ def _validator(kind: str) -> Validator:
     return cls(schema)
 
 
+@cache
+def _fast_check(kind: str) -> Check | None:
+    return compile_schema(_kind_schema(kind))
+
+
 def _allowed_keys(kind: str, path: FieldPath) -> list[str]:
     """Property names the schema allows for the mapping at path (for 'did you mean')."""
     schema = _kind_schema(kind)
@@ -207,6 +214,10 @@ def _pydantic_diagnostics(ctx: _Context, error: ValidationError) -> list[Diagnos
 
 def _schema_diagnostics(ctx: _Context) -> list[Diagnostic]:
     assert ctx.kind is not None
+    fast = _fast_check(ctx.kind)
+    if fast is not None and fast(ctx.doc.data):
+        # Valid by the compiled schema, hence by jsonschema (schema_check.py): nothing to say.
+        return []
     out: list[Diagnostic] = []
     for err in _validator(ctx.kind).iter_errors(ctx.doc.data):
         path: FieldPath = tuple(err.absolute_path)

@@ -42,8 +42,9 @@ def expand_paths(paths: Sequence[str]) -> tuple[list[str], list[Diagnostic]]:
     diags: list[Diagnostic] = []
     seen: set[str] = set()
 
-    def add(path: str) -> None:
-        normal = os.path.realpath(path)
+    def add(path: str, normal: str | None = None) -> None:
+        if normal is None:
+            normal = os.path.realpath(path)
         if normal not in seen:
             seen.add(normal)
             files.append(path)
@@ -64,8 +65,8 @@ def expand_paths(paths: Sequence[str]) -> tuple[list[str], list[Diagnostic]]:
                         hint="check the path; hidden files and directories are skipped",
                     )
                 )
-            for name in found:
-                add(name)
+            for name, real in found:
+                add(name, real)
         elif os.path.lexists(path):
             # Named explicitly, so read whatever it is called (and whatever kind of file it
             # is: a pipe from process substitution works too).
@@ -83,8 +84,9 @@ def expand_paths(paths: Sequence[str]) -> tuple[list[str], list[Diagnostic]]:
     return files, diags
 
 
-def _walk(top: str) -> tuple[list[str], list[Diagnostic]]:
-    found: list[tuple[list[str], str]] = []
+def _walk(top: str) -> tuple[list[tuple[str, str]], list[Diagnostic]]:
+    """The manifests under top, each with its real path (for telling one file read twice)."""
+    found: list[tuple[list[str], str, str]] = []
     diags: list[Diagnostic] = []
 
     def on_error(exc: OSError) -> None:
@@ -110,10 +112,16 @@ def _walk(top: str) -> tuple[list[str], list[Diagnostic]]:
         parts = [] if relative == os.curdir else relative.split(os.sep)
         for name in names:
             if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES):
-                found.append(([*parts, name], os.path.join(directory, name)))
+                full = os.path.join(directory, name)
+                # In a directory whose real path is known, only a link needs resolving: one
+                # lstat instead of one per component of the path.
+                normal = (
+                    os.path.realpath(full) if os.path.islink(full) else os.path.join(real, name)
+                )
+                found.append(([*parts, name], full, normal))
     # Sorting by components keeps a directory's files together: "a/x.yaml" before "a-b.yaml".
     found.sort()
-    return [full for _, full in found], diags
+    return [(full, normal) for _, full, normal in found], diags
 
 
 def _limit_from_env() -> tuple[int, list[Diagnostic]]:

@@ -139,7 +139,19 @@ def _resolve_plain(value: str) -> Any:
     return value
 
 
+# Every character any of the patterns below can match. A scalar with another character
+# ("512Mi", "10.0.0.1/24", "50%") is a string, and is returned without trying each pattern.
+_NUMBER_CHARS: Final = frozenset("0123456789+-._: \t" + "xob" + "abcdefABCDEF" + "inftINFTNZ")
+
+
 def _resolve_number(value: str) -> Any:
+    if not _NUMBER_CHARS.issuperset(value):
+        return value
+    return _number_or_problem(value)
+
+
+def _number_or_problem(value: str) -> Any:
+    """The number a plain scalar written like one is, its _Problem, or the string itself."""
     if _INT_DEC.fullmatch(value):
         digits = value.lstrip("+-")
         if len(digits) > 1 and digits[0] == "0":

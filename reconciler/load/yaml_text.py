@@ -44,6 +44,8 @@ def _wide_encoding(content: bytes) -> str | None:
     # YAML spec detects encodings the same way. Requiring the pattern across a sample keeps a
     # UTF-8 file with a stray NUL from being misnamed.
     sample = content[:64]
+    if 0 not in sample:
+        return None  # both patterns below need NULs
     sample = sample[: len(sample) - len(sample) % 4] if len(sample) >= 4 else sample
     if len(sample) >= 4:
         for offset in (0, 3):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.json_schema import GenerateJsonSchema
 
+from reconciler.model.factories import empty_dict, empty_list
 from reconciler.model.schema import SCHEMA_DIALECT
 
 FORMAT = "recon.host-state/v1"
@@ -33,8 +34,8 @@ class StampState(_Strict):
     revision: str | None
     set_name: str = Field(alias="set")
     managed_by: str = Field(alias="managedBy")
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=empty_dict)
+    annotations: dict[str, str] = Field(default_factory=empty_dict)
 
 
 class ObjectState(_Strict):
@@ -53,14 +54,14 @@ class ObjectState(_Strict):
         "host's free memory, template records, a guest's disk files); never compared."
     )
     in_use_by: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         alias="inUseBy",
         description="What still needs this object: paths (a pool's volumes, the disks backed "
         "by a template's image) or guests (a network's; those of the host's other libvirt "
         "driver, 'Container/NAME on URI'): a prune spares it while any is left.",
     )
     volumes: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Paths of the volumes a delete takes with it (a guest's disks with "
         "--delete-volumes, a template's image).",
     )

@@ -23,6 +23,31 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from reconciler.model.factories import empty_dict, empty_list
+from reconciler.model.patterns import (
+    COMPONENT_PATTERN,
+    CPU_MODEL_PATTERN,
+    DURATION_PATTERN,
+    ENV_PATTERN,
+    HOSTNAME_PATTERN,
+    IFACE_PATTERN,
+    LABEL_KEY_PATTERN,
+    LABEL_VALUE_PATTERN,
+    MAC_PATTERN,
+    NAME_PATTERN,
+    OS_NAME_PATTERN,
+    PACKAGE_PATTERN,
+    PATTERN_HELP,
+    SHA256_PATTERN,
+    SSH_KEY_PATTERN,
+    SUITE_PATTERN,
+    URL_PATTERN,
+    URL_REST_MAX,
+    URL_SHAPE,
+    USER_PATTERN,
+    UUID_PATTERN,
+    VERSION_PATTERN,
+)
 from reconciler.model.quantity import (
     PERCENT_PATTERN,
     QUANTITY_PATTERN,
@@ -32,57 +57,6 @@ from reconciler.model.quantity import (
 )
 
 API_VERSION = "reconciler/v1"
-
-# Patterns double as JSON Schema patterns; PATTERN_HELP turns them into sentences for errors.
-NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
-HOSTNAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-MAC_PATTERN = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
-LABEL_KEY_PATTERN = (
-    r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
-)
-LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][A-Za-z0-9._-]{0,61})?[A-Za-z0-9])?$"
-USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
-ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-SHA256_PATTERN = r"^[0-9a-f]{64}$"
-PACKAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9+._:-]{0,127}$"
-OS_NAME_PATTERN = r"^[a-z][a-z0-9._-]{0,31}$"
-VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
-URL_PATTERN = r"^(https?|file)://[^\s]{1,2000}$"
-SUITE_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
-COMPONENT_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
-DURATION_PATTERN = r"^[1-9][0-9]{0,5}(h|d|w)$"
-CPU_MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-IFACE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"
-SSH_KEY_PATTERN = (
-    r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) "
-    r"[A-Za-z0-9+/=]+( [^\n]*)?$"
-)
-
-PATTERN_HELP: dict[str, str] = {
-    NAME_PATTERN: "a DNS label: 1-63 lowercase letters, digits and '-', starting with a letter "
-    "and not ending with '-'",
-    HOSTNAME_PATTERN: "a hostname: dot-separated DNS labels of lowercase letters, digits and '-'",
-    UUID_PATTERN: "a UUID such as 'a9e1c0de-5b5e-4c3a-9a51-0123456789ab'",
-    MAC_PATTERN: "a MAC address such as '52:54:00:12:34:56'",
-    LABEL_KEY_PATTERN: "a label key: [prefix/]name of letters, digits, '-', '_' and '.'",
-    LABEL_VALUE_PATTERN: "a label value: at most 63 letters, digits, '-', '_' and '.'",
-    USER_PATTERN: "a user name: lowercase letters, digits, '_' and '-', at most 32 characters",
-    ENV_PATTERN: "an environment variable name such as 'VM_ROOT_PASSWORD'",
-    SHA256_PATTERN: "a sha256 digest: 64 lowercase hex digits",
-    PACKAGE_PATTERN: "a package name",
-    OS_NAME_PATTERN: "an OS name such as 'debian' or 'centos'",
-    VERSION_PATTERN: "a version such as '12' or '9.3' (quote it in YAML)",
-    URL_PATTERN: "an http(s):// or file:// URL",
-    SUITE_PATTERN: "a suite (release code name) such as 'bookworm' or 'jammy'",
-    COMPONENT_PATTERN: "an archive component such as 'main' or 'universe'",
-    DURATION_PATTERN: "a duration in hours, days or weeks such as '12h', '7d' or '2w'",
-    CPU_MODEL_PATTERN: "a CPU model name such as 'qemu64' or 'Haswell-noTSX'",
-    IFACE_PATTERN: "a host interface name, at most 15 characters",
-    SSH_KEY_PATTERN: "an SSH public key line such as 'ssh-ed25519 AAAA... comment'",
-    QUANTITY_PATTERN: "a quantity such as '512Mi' or '4Gi'",
-    PERCENT_PATTERN: "a percentage between '0%' and '100%'",
-}
 
 
 def _pattern(pattern: str, max_length: int | None = None) -> Any:
@@ -197,9 +171,9 @@ class Strict(BaseModel):
 
 class Metadata(Strict):
     name: Name
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=empty_dict)
     annotations: dict[LabelKey, Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=dict
+        default_factory=empty_dict
     )
 
 
@@ -251,13 +225,13 @@ class GuestUser(Strict):
     password: SecretRef | None = None
     # Public keys are not secrets: inline is what users of cloud-init and prlctl expect.
     ssh_authorized_keys: list[Annotated[str, _pattern(SSH_KEY_PATTERN, 16384)]] = Field(
-        default_factory=list
+        default_factory=empty_list
     )
 
 
 class Guest(Strict):
     hostname: Hostname | None = None
-    users: list[GuestUser] = Field(default_factory=list)
+    users: list[GuestUser] = Field(default_factory=empty_list)
 
 
 # --- kinds ------------------------------------------------------------------------------------
@@ -274,8 +248,8 @@ class VirtualMachineSpec(Strict):
     boot_order: list[BootDevice] = Field(
         default_factory=lambda: list[BootDevice](["disk"]), min_length=1, max_length=3
     )
-    disks: list[Disk] = Field(default_factory=list, max_length=64)
-    interfaces: list[VmInterface] = Field(default_factory=list, max_length=32)
+    disks: list[Disk] = Field(default_factory=empty_list, max_length=64)
+    interfaces: list[VmInterface] = Field(default_factory=empty_list, max_length=32)
     guest: Guest | None = None
     state: RunState = "Running"
     autostart: bool = False
@@ -293,7 +267,7 @@ class ContainerDisk(Strict):
 class ContainerInterface(Strict):
     network: Name
     mac: Mac | None = None
-    ip_addresses: list[InterfaceAddress] = Field(default_factory=list, max_length=64)
+    ip_addresses: list[InterfaceAddress] = Field(default_factory=empty_list, max_length=64)
     gateway: IpAddress | None = None
 
 
@@ -301,7 +275,7 @@ class ContainerDns(Strict):
     """The container's resolver: its /etc/resolv.conf, written by recon."""
 
     nameservers: list[IpAddress] = Field(min_length=1, max_length=3)
-    search: list[Hostname] = Field(default_factory=list, max_length=6)
+    search: list[Hostname] = Field(default_factory=empty_list, max_length=6)
 
 
 class ContainerSpec(Strict):
@@ -316,11 +290,11 @@ class ContainerSpec(Strict):
     # Users, their passwords (by reference) and ssh keys, set inside the container; the
     # hostname may sit here too (as on a VM), but only in one of the two places.
     guest: Guest | None = None
-    interfaces: list[ContainerInterface] = Field(default_factory=list, max_length=32)
+    interfaces: list[ContainerInterface] = Field(default_factory=empty_list, max_length=32)
     dns: ContainerDns | None = None
     # Application templates layered on `template` (vzpkg's appcache): the root is made from
     # a cache of the OS template plus their packages. A change makes the root again.
-    applications: list[Name] = Field(default_factory=list, max_length=16)
+    applications: list[Name] = Field(default_factory=empty_list, max_length=16)
     state: RunState = "Running"
     autostart: bool = False
 
@@ -344,7 +318,7 @@ class BuildSource(Strict):
     # Scripts next to the manifest (a relative path is read relative to its directory), run
     # in order as `script ROOT` once the packages are in: EZ templates' post-cache. Their
     # content is part of what makes a template's revision.
-    customize: list[FilePath] = Field(default_factory=list, max_length=32)
+    customize: list[FilePath] = Field(default_factory=empty_list, max_length=32)
     # Rebuild when the last build is older than this and the repository has moved since.
     max_age: Duration | None = None
     # The root filesystem's size (qcow2 templates; guests' disks may be larger).
@@ -364,9 +338,17 @@ class TemplateSource(Strict):
         return self
 
 
+def _url_length(value: str) -> str:
+    if len(value.partition("://")[2]) > URL_REST_MAX:
+        raise ValueError(f"expected {PATTERN_HELP[URL_PATTERN]}")
+    return value
+
+
 class Repository(Strict):
     name: Name
-    url: Annotated[str, _pattern(URL_PATTERN)]
+    url: Annotated[str, _pattern(URL_SHAPE), AfterValidator(_url_length)] = Field(
+        json_schema_extra={"pattern": URL_PATTERN}
+    )
     # By default the template's suite and 'main'.
     suite: Annotated[str, _pattern(SUITE_PATTERN)] | None = None
     components: list[Annotated[str, _pattern(COMPONENT_PATTERN)]] = Field(
@@ -380,8 +362,8 @@ class TemplateSpec(Strict):
     os_name: Annotated[str, _pattern(OS_NAME_PATTERN)]
     version: Annotated[str, _pattern(VERSION_PATTERN)]
     arch: Literal["x86_64", "aarch64", "i686", "ppc64le"] = "x86_64"
-    packages: list[Annotated[str, _pattern(PACKAGE_PATTERN)]] = Field(default_factory=list)
-    repositories: list[Repository] = Field(default_factory=list)
+    packages: list[Annotated[str, _pattern(PACKAGE_PATTERN)]] = Field(default_factory=empty_list)
+    repositories: list[Repository] = Field(default_factory=empty_list)
     # qcow2: a VM base image (disk backing file); tar: a container template cache.
     format: Literal["qcow2", "tar"]
     # os: a whole system; application: packages (and scripts) that layer on the OS

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from reconciler.model.errors import ReconError
-from reconciler.model.kinds import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
+from reconciler.model.patterns import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
 
 Operator = Literal["=", "!=", "in", "notin", "exists", "!exists"]
 

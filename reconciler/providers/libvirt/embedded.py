@@ -33,14 +33,6 @@ DEFAULT_CPUS = 8
 RUNNING, PAUSED, SHUTOFF = 1, 3, 5
 
 
-def default_home() -> Path:
-    env = os.environ.get("RECON_HOME")
-    if env:
-        return Path(env)
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "recon"
-
-
 def _empty_node(memory_kib: int, cpus: int) -> ET.Element:
     node = ET.Element("node")
     cpu = ET.SubElement(node, "cpu")

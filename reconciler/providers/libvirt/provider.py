@@ -80,7 +80,7 @@ class LibvirtProvider:
         """`reuse`: this provider serves many passes (a control loop) rather than one command.
         On the embedded host it then keeps the domains it parsed and the pools' volumes
         between observations (see `guest_observe.DomainCache`)."""
-        from reconciler.providers.libvirt.embedded import default_home
+        from reconciler.providers.home import default_home
 
         self.embedded: EmbeddedHost | None = None
         with host_errors(f"cannot connect to {uri or 'the embedded host'}"):

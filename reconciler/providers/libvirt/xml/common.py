@@ -10,7 +10,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 from xml.etree.ElementTree import Element
 
-from reconciler.model.kinds import NAME_PATTERN
+from reconciler.model.patterns import NAME_PATTERN
 from reconciler.providers.base import Stamp
 
 NS = "http://recon.dev/xmlns/reconciler/v1"
