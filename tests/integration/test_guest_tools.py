@@ -16,35 +16,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import RECON, SECRET, output
-from tests.integration.conftest import Host, Scene, free_subnet
-from tests.integration.test_templates import VIRT, built_template
+from tests.integration.conftest import Host, Scene
+from tests.integration.test_templates import booted_vm
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHJlY29uLWV4YW1wbGUta2V5LW5vdC1yZWFs admin@example"
 OTHER_SECRET = "zq7-another-unique-value-77aa1c"
 UNKNOWN = "(unknown: the guest agent does not answer)"
-
-
-def booted_vm(scene: Scene, **spec: Any) -> str:
-    """A VM from the built example VM template, on a NAT network (its agent reports an
-    address), with the guest settings of the example web-1."""
-    pool = scene.pool()
-    net = scene.put(
-        "Network",
-        "net",
-        {
-            "mode": "nat",
-            "bridge": f"br{scene.prefix[-8:]}",
-            "ipv4": {"address": f"{free_subnet()}.1/24"},
-        },
-    )
-    template = built_template(scene, "debian-12-base")
-    return scene.vm(
-        memory="512Mi",
-        virtualization=VIRT,
-        disks=[{"name": "root", "pool": pool, "size": "2Gi", "template": template}],
-        interfaces=[{"network": net}],
-        **spec,
-    )
 
 
 def guest_spec(hostname: str) -> dict[str, Any]:

@@ -60,6 +60,29 @@ def built_template(scene: Scene, example: str, **changes: Any) -> str:
     return scene.put("Template", example, spec)
 
 
+def booted_vm(scene: Scene, **spec: Any) -> str:
+    """A VM from the built example VM template (TCG unless RECON_IT_VIRT says kvm), on a NAT
+    network (its agent reports an address), with `spec` on top."""
+    pool = scene.pool()
+    net = scene.put(
+        "Network",
+        "net",
+        {
+            "mode": "nat",
+            "bridge": f"br{scene.prefix[-8:]}",
+            "ipv4": {"address": f"{free_subnet()}.1/24"},
+        },
+    )
+    template = built_template(scene, "debian-12-base")
+    return scene.vm(
+        memory="512Mi",
+        virtualization=VIRT,
+        disks=[{"name": "root", "pool": pool, "size": "2Gi", "template": template}],
+        interfaces=[{"network": net}],
+        **spec,
+    )
+
+
 @pytest.fixture
 def built(example_templates: None) -> None:
     """The example templates are in the shared cache (built by tests/conftest.py)."""
@@ -180,23 +203,7 @@ def test_built_container_templates_boot_their_init_under_lxc(
 def test_a_built_vm_template_boots_to_its_guest_agent(
     host: Host, scene: Scene, built: None
 ) -> None:
-    pool = scene.pool()
-    net = scene.put(
-        "Network",
-        "net",
-        {
-            "mode": "nat",
-            "bridge": f"br{scene.prefix[-8:]}",
-            "ipv4": {"address": f"{free_subnet()}.1/24"},
-        },
-    )
-    template = built_template(scene, "debian-12-base")
-    vm = scene.vm(
-        memory="512Mi",
-        virtualization=VIRT,
-        disks=[{"name": "root", "pool": pool, "size": "2Gi", "template": template}],
-        interfaces=[{"network": net}],
-    )
+    vm = booted_vm(scene)
     scene.apply()
     dom = host.domain(vm)
     xml = dom.XMLDesc(0)
