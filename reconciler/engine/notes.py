@@ -78,3 +78,36 @@ def host_wide_note(path: str, after: Any) -> str:
         f"host-wide: {what}, for every guest on this host, recon's or not; what the host had "
         "is recorded, and `recon delete` of this policy puts it back"
     )
+
+
+# Objects of the whole host (one libvirtd serves both drivers): pools, networks, template
+# images. recon records in their stamps the connection it applied them through ("via").
+HOST_WIDE = ("StoragePool", "Network", "Template")
+LOCAL_DRIVERS = ("qemu:///system", "lxc:///system")
+
+
+def other_connection_warnings(
+    names: set[ResourceRef], deletes: list[Change], observation: Observation, set_name: str
+) -> list[str]:
+    """A host-wide object this set last applied through the other local driver's connection
+    is the set's on both: said, so that one set claiming it from two connections is never
+    silent (each connection's prune spares it while the other's guests use it; sharing.py)."""
+    here = observation.host.uri
+    out = []
+    pruned = {c.ref for c in deletes}
+    for ref in sorted(names | pruned, key=str):
+        obs = observation.objects.get(ref)
+        if ref.kind not in HOST_WIDE or obs is None or obs.stamp is None:
+            continue
+        via = obs.stamp.record.get("via")
+        if via == here or via not in LOCAL_DRIVERS or here not in LOCAL_DRIVERS:
+            continue
+        if obs.stamp.set_name != set_name:
+            continue  # another set's: refused as such (engine/diff.py)
+        doing = "this plan prunes it" if ref in pruned else "these manifests name it too"
+        out.append(
+            f"{ref} belongs to set {set_name} through {via} as well: recon last applied it "
+            f"there, and {doing} through {here}; a prune through either connection leaves it "
+            "while the other driver's guests use it"
+        )
+    return out

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from reconciler.engine.diff import GUESTS, diff, prune_candidates
 from reconciler.engine.kept import kept_volume_problems
+from reconciler.engine.notes import other_connection_warnings
 from reconciler.load.graph import creation_order, sort_key
 from reconciler.model.capabilities import DRIVERS, family
 from reconciler.model.capability_checks import check_manifest
@@ -249,6 +250,9 @@ def make_plan(
     deletes.sort(key=lambda c: sort_key(c.ref), reverse=True)
     holders, capacity, promised, mode = admission(resources, observation, {c.ref for c in deletes})
     warnings = list(result.unsupported) + kept_unmet + spared
+    warnings += other_connection_warnings(
+        {r.ref for r in resources}, deletes, observation, options.set_name
+    )
     too_many = inotify_warning(changes, resources, observation)
     if too_many:
         warnings.append(too_many)

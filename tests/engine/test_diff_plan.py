@@ -6,6 +6,7 @@ the host shows plus recon's stamp (what it applied last).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -637,3 +638,43 @@ def test_without_a_host_policy_the_whole_ram_can_be_promised_and_no_more() -> No
     too_much = [vm("db-1", memory="17Gi", maxMemory="17Gi", memoryGuarantee="100%")]
     with pytest.raises(AdmissionError):
         make_plan(too_much, observation())
+
+
+def _through(res: Resource, via: str, set_name: str = "default") -> Observed:
+    obs = as_applied(res, set_name=set_name)
+    assert obs.stamp is not None
+    obs.stamp = dataclasses.replace(obs.stamp, record={"via": via})
+    return obs
+
+
+def _on(uri: str, *objects: Observed) -> Observation:
+    found = observation(*objects)
+    found.host = dataclasses.replace(found.host, uri=uri)
+    return found
+
+
+def test_one_set_claiming_a_host_wide_object_through_both_drivers_is_said() -> None:
+    lan, base = network(), pool()
+    # The network was applied through qemu:///system; this plan goes through lxc:///system.
+    seen = _on("lxc:///system", _through(lan, "qemu:///system"), _through(base, "lxc:///system"))
+    plan, changes = plan_for([lan, base], seen)
+    assert not changes  # nothing to change: it is said, not acted on
+    (said,) = [w for w in plan.warnings if "as well" in w]
+    assert said.startswith("Network/lan belongs to set default through qemu:///system as well")
+    assert "these manifests name it too through lxc:///system" in said
+    # Pruned through the other connection: said too.
+    plan, _ = plan_for([base], seen, prune=True)
+    assert any("Network/lan" in w and "this plan prunes it" in w for w in plan.warnings)
+
+
+def test_the_same_connection_another_set_or_the_embedded_host_says_nothing_of_it() -> None:
+    lan = network()
+    for seen in (
+        _on("qemu:///system", _through(lan, "qemu:///system")),
+        _on("test:///host.xml", _through(lan, "qemu:///system")),
+    ):
+        plan, _ = plan_for([lan], seen)
+        assert not [w for w in plan.warnings if "as well" in w]
+    other = _on("lxc:///system", _through(lan, "qemu:///system", set_name="team-b"))
+    with pytest.raises(PlanRefused):  # another set's: refused as such, not this warning
+        plan_for([lan], other, set_name="default")

@@ -124,3 +124,10 @@ def test_one_set_on_two_drivers_prunes_nothing_the_other_drivers_guests_use(
     assert f"in use by Container/{ct} on lxc:///system" in output(refused)
     assert lxc.lookupByName(ct).isActive()
     assert host.conn.storagePoolLookupByName(pool).isActive()
+    # Named through qemu:///system too, the pool the set applied through lxc:///system is
+    # said to be the set's on both connections (never silently).
+    _write(vm_dir, [network, scene.documents[f"StoragePool/{pool}"]])
+    planned = qemu("diff", "-f", vm_dir, "--set", scene.prefix)
+    assert (
+        f"StoragePool/{pool} belongs to set {scene.prefix} through lxc:///system as well"
+    ) in output(planned), output(planned)

@@ -125,7 +125,16 @@ def lookup(fn: Callable[[str], T], name: str) -> T | None:
         raise
 
 
-def make_stamp(resource: Resource, context: ApplyContext) -> Stamp:
+def via(host: Host) -> str | None:
+    """The connection to record in a host-wide object's stamp: a local libvirtd's URI (its
+    other driver sees the same object), nothing for the embedded or a remote host."""
+    return host.uri if host.local and host.embedded is None else None
+
+
+def make_stamp(resource: Resource, context: ApplyContext, via: str | None = None) -> Stamp:
+    """The stamp an apply writes. `via`: the connection a host-wide object (pool, network,
+    template image) is applied through, recorded so that a plan through the other local
+    driver says the set claims it from both."""
     fields = resource.desired_fields()
     # A fresh salt at each apply; the digests of the values this apply uses (read before
     # the first action: a value missing here is a bug, never silently "applied").
@@ -149,6 +158,7 @@ def make_stamp(resource: Resource, context: ApplyContext) -> Stamp:
         annotations=dict(resource.manifest.metadata.annotations),
         salt=salt if digests else None,
         secrets=digests,
+        record={"via": via} if via else {},
     )
 
 

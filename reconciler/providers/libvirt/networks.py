@@ -18,6 +18,7 @@ from reconciler.providers.libvirt.common import (
     make_stamp,
     undefine_on_error,
     unless_vanished,
+    via,
 )
 
 
@@ -68,7 +69,7 @@ def apply_network(
         check_owned(change.ref, parsed.stamp, context)
         existing_uuid = parsed.uuid
     xml_text = lx.build_network(
-        resource.manifest, uuid=existing_uuid, stamp=make_stamp(resource, context)
+        resource.manifest, uuid=existing_uuid, stamp=make_stamp(resource, context, via=via(host))
     )
     new = net is None
     net = host.conn.networkDefineXML(xml_text)

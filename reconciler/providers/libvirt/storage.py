@@ -30,6 +30,7 @@ from reconciler.providers.libvirt.common import (
     make_stamp,
     undefine_on_error,
     unless_vanished,
+    via,
 )
 
 # pool name -> its volumes, as a loop last observed them (see LibvirtProvider).
@@ -156,7 +157,7 @@ def apply_pool(host: Host, change: Change, resource: Resource | None, context: A
                 pool.destroy()
             pool.undefine()
             pool, existing_uuid = None, None
-    stamp = make_stamp(resource, context)
+    stamp = make_stamp(resource, context, via=via(host))
     xml_text = lx.build_pool(
         resource.manifest, uuid=existing_uuid, stamp=stamp, templates=templates, volumes=kept
     )

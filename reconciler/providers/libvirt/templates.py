@@ -31,7 +31,7 @@ from reconciler.providers.artifacts import cached, file_sha256
 from reconciler.providers.base import ApplyContext, Observed, ProviderError
 from reconciler.providers.libvirt import storage
 from reconciler.providers.libvirt import xml as lx
-from reconciler.providers.libvirt.common import Host, lookup, make_stamp
+from reconciler.providers.libvirt.common import Host, lookup, make_stamp, via
 
 
 def observe(
@@ -132,7 +132,8 @@ def apply_template(
     if spec.type == "application":
         revision = resource.inputs.get("revision")
         record = {"type": "application", "revision": revision, "base": spec.base}
-        stamp = dataclasses.replace(make_stamp(resource, context), record=record)
+        stamp = make_stamp(resource, context, via=via(host))
+        stamp = dataclasses.replace(stamp, record={**stamp.record, **record})
         storage.set_template_stamp(host, spec.pool, resource.ref.name, stamp)
         return "recorded: it is built into the cache of each container that lists it"
     if spec.source.build is not None:
@@ -153,7 +154,8 @@ def apply_template(
             _upload(host.conn, vol, source, size)
         else:
             note = " (this host keeps no volume contents: image not uploaded)"
-    storage.set_template_stamp(host, spec.pool, resource.ref.name, make_stamp(resource, context))
+    stamp = make_stamp(resource, context, via=via(host))
+    storage.set_template_stamp(host, spec.pool, resource.ref.name, stamp)
     return ("image created" if change.action is not Action.UPDATE else "updated") + note
 
 
@@ -187,8 +189,8 @@ def _apply_built(host: Host, change: Change, resource: Resource, context: ApplyC
             kept.append(old)
         else:
             gone += _delete_images(pool, [old])
-    stamp = make_stamp(resource, context)
-    record = {**artifact.record(manifest.name), "images": kept}
+    stamp = make_stamp(resource, context, via=via(host))
+    record = {**stamp.record, **artifact.record(manifest.name), "images": kept}
     stamp = dataclasses.replace(stamp, record=record)
     storage.set_template_stamp(host, spec.pool, manifest.name, stamp)
     if not host.capabilities.get("volume-upload"):
