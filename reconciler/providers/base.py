@@ -136,8 +136,7 @@ class Observation:
         if self._users is None:
             users: dict[str, list[ResourceRef]] = {}
             for ref, obs in self.objects.items():
-                # A guest names a file once however often its XML lists it.
-                for source in dict.fromkeys(obs.extra.get("sources", ())):
+                for source in obs.extra.get("sources", ()):
                     users.setdefault(source, []).append(ref)
             self._users = users
         return self._users.get(path, [])

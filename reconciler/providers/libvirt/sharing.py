@@ -155,26 +155,16 @@ def domains_on_network(host: Host, network: str, bridge: str | None) -> list[str
 def mark_off_bridge(host: Host, objects: dict[ResourceRef, Observed]) -> None:
     """A running guest's interface on a network whose bridge its tap device is no longer
     attached to: its `interfaces[i].network` reads `NAME (off its bridge)`, a difference the
-    plan restarts the guest for. Only on the local host (the tap devices are in /sys)."""
+    plan restarts the guest for. From the taps the bulk observation read in each running
+    guest's live XML (no call to libvirt here); only on the local host (the tap devices are
+    in /sys)."""
     if not host.local or host.embedded is not None or not _SYS_NET.is_dir():
         return
-    for dom in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-        with unless_vanished():
-            root = ET.fromstring(dom.XMLDesc(0))
-            kind = "Container" if root.get("type") == "lxc" else "VirtualMachine"
-            obs = objects.get(ResourceRef(kind, dom.name()))
-            if obs is None:
-                continue
-            for index, iface in enumerate(root.iterfind("devices/interface")):
-                source, target = iface.find("source"), iface.find("target")
-                if source is None or target is None or iface.get("type") != "network":
-                    continue
-                bridge, tap = source.get("bridge"), target.get("dev")
-                key = f"interfaces[{index}].network"
-                if not bridge or not tap or key not in obs.fields:
-                    continue
-                if _master(tap) != bridge:
-                    obs.fields[key] = f"{obs.fields[key]} (off its bridge {bridge})"
+    for obs in objects.values():
+        for index, bridge, tap in obs.extra.get("taps", ()):
+            key = f"interfaces[{index}].network"
+            if key in obs.fields and _master(tap) != bridge:
+                obs.fields[key] = f"{obs.fields[key]} (off its bridge {bridge})"
 
 
 def _master(dev: str) -> str | None:

@@ -248,7 +248,9 @@ def _observe_domain(
         memory_bytes=memory,
         extra={
             "guarantee": how,
-            "sources": parsed.sources + (live.sources if live else ()),
+            # A file both the definition and the running guest name is one use of it.
+            "sources": tuple(dict.fromkeys(parsed.sources + (live.sources if live else ()))),
+            "taps": live.taps if live else (),
             "stateReason": why,
         },
         volumes=tuple(parsed.disk_paths.values()),

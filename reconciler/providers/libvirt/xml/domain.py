@@ -74,6 +74,9 @@ class ParsedDomain:
     # Every file the domain uses as a disk or a filesystem, recon's or not: what another
     # guest must not be given, and what a delete of volumes must leave alone.
     sources: tuple[str, ...] = ()
+    # (interface index, the bridge libvirt put it on, its tap device), where the XML says
+    # (a running guest's live XML): whether the tap is still on that bridge is the host's.
+    taps: tuple[tuple[int, str, str], ...] = ()
 
 
 def _disk_dev(prefix: str, index: int) -> str:
@@ -426,7 +429,20 @@ def parse_domain(xml_text: str) -> ParsedDomain:
         memory_bytes=memory,
         guarantee_bytes=guarantee or 0,
         sources=_sources(root),
+        taps=_taps(root),
     )
+
+
+def _taps(root: Element) -> tuple[tuple[int, str, str], ...]:
+    found = []
+    for index, iface in enumerate(root.iterfind("devices/interface")):
+        source, target = iface.find("source"), iface.find("target")
+        if iface.get("type") != "network" or source is None or target is None:
+            continue
+        bridge, tap = source.get("bridge"), target.get("dev")
+        if bridge and tap:
+            found.append((index, bridge, tap))
+    return tuple(found)
 
 
 def _sources(root: Element) -> tuple[str, ...]:
