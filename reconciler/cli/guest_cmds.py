@@ -59,7 +59,7 @@ def exec_(ctx: click.Context, name: str, argv: tuple[str, ...], timeout: float) 
     Exit codes: the command's own; 2 when it cannot be run (no such guest, the guest is
     stopped, its agent does not answer, the host cannot); 124 past --timeout.
     """
-    command = _command(ctx, argv)
+    command = _command(argv)
     if not command:
         raise click.UsageError("give the command to run after --", ctx)
     try:
@@ -76,7 +76,7 @@ def exec_(ctx: click.Context, name: str, argv: tuple[str, ...], timeout: float) 
     sys.exit(result.exit_code)
 
 
-def _command(ctx: click.Context, argv: tuple[str, ...]) -> list[str]:
+def _command(argv: tuple[str, ...]) -> list[str]:
     """The guest's command: what follows `--` (which click passes on once options stop being
     parsed), or the words after NAME without it."""
     words = list(argv)
@@ -121,7 +121,7 @@ def enter(ctx: click.Context, name: str, argv: tuple[str, ...]) -> None:
     _need_terminal("enter")
     try:
         with open_host(ctx, lock=False) as provider:
-            command = provider.enter_argv(_ref(name), _command(ctx, argv))
+            command = provider.enter_argv(_ref(name), _command(argv))
     except ReconError as exc:
         fail(str(exc), exc.hint, code=2)
     _hand_over(command)

@@ -125,10 +125,11 @@ def _get_volumes(observation: Observation, name: str | None, output: str, orphan
             fail(f"volume {name} not found on the host", "name it as POOL/VOLUME", code=1)
     if output in ("table", "wide"):
         click.echo(render_volumes(rows))
-    elif output == "json":
-        print_json({"kind": "VolumeList", "items": [r.to_json() for r in rows]})
+        return
+    data = {"kind": "VolumeList", "items": [r.to_json() for r in rows]}
+    if output == "json":
+        print_json(data)
     else:
-        data = {"kind": "VolumeList", "items": [r.to_json() for r in rows]}
         click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
 
 

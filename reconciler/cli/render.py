@@ -11,7 +11,7 @@ import click
 from reconciler.cli.objects import observed_state
 from reconciler.cli.output import style
 from reconciler.engine.apply import ApplyResult
-from reconciler.engine.plan import AdmissionError, count_by_action
+from reconciler.engine.plan import AdmissionError, count_by_action, other_driver_holders
 from reconciler.model.plan import Action, Change, Plan
 from reconciler.model.quantity import format_quantity
 from reconciler.providers.base import Observation, Observed
@@ -211,10 +211,11 @@ def host_memory_line(observation: Observation) -> str:
     if isinstance(other, dict) and "error" in other:
         beside = f"\nnot counted: the guests of {other['uri']} ({other['error']})"
     elif isinstance(other, dict):
-        held = [g for g in other.get("guests", ()) if g.get("guaranteed")]
-        total = sum(int(g["guaranteed"]) for g in held)
+        # What admission counts of the other driver (each holder is "Kind/name (uri)").
+        held = other_driver_holders(observation)
+        total = sum(h.guaranteed for h in held)
         promised += total
-        names = ", ".join(str(g["resource"]) for g in held[:5])
+        names = ", ".join(h.ref.rsplit(" (", 1)[0] for h in held[:5])
         names += f" and {len(held) - 5} more" if len(held) > 5 else ""
         beside = (
             f"\nalso counted, on the same host: {format_quantity(total)} promised to "

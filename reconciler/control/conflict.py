@@ -73,7 +73,7 @@ class ConflictGuard:
                 if fight.flips < self.limit:
                     continue
                 shown = ", ".join(
-                    f"{f.path} (set to {_brief(f.after)}, found {_brief(f.before)})" for f in undone
+                    f"{f.path} (set to {brief(f.after)}, found {brief(f.before)})" for f in undone
                 )
                 fight.held = (
                     f"another writer keeps changing it back: {shown}, {fight.flips} passes in a "
@@ -99,6 +99,7 @@ class ConflictGuard:
             fight.applied.update({f.path: f.after for f in change.fields})
 
 
-def _brief(value: object) -> str:
+def brief(value: object) -> str:
+    """A field's value as a status line shows it: JSON, cut short."""
     text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."

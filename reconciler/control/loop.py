@@ -3,7 +3,6 @@ plan, apply what the drift policy allows, record status. Level-triggered through
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -12,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.control.conflict import ConflictGuard
+from reconciler.control.conflict import ConflictGuard, brief
 from reconciler.control.desired import Desired
 from reconciler.control.drift import (
     RESTART_ANNOTATION,
@@ -380,7 +379,7 @@ class Controller:
         fields = [f for f in change.fields if f.disruption is Disruption.RESTART] or list(
             change.fields
         )
-        shown = ", ".join(f"{f.path}: {_brief(f.before)} -> {_brief(f.after)}" for f in fields)
+        shown = ", ".join(f"{f.path}: {brief(f.before)} -> {brief(f.after)}" for f in fields)
         self.log.warning(
             "not applied: the change restarts the guest",
             extra={"resource": str(change.ref), "fields": [f.path for f in fields]},
@@ -436,9 +435,3 @@ def _stamped(observation: Observation) -> dict[str, str | None]:
         str(ref): obs.stamp.spec_hash if obs.stamp is not None else None
         for ref, obs in observation.objects.items()
     }
-
-
-def _brief(value: object) -> str:
-    """A field's value as a status line shows it: JSON, cut short."""
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."

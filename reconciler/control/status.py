@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,16 +86,7 @@ class Status:
                 resources[ref] = ResourceStatus(
                     UNKNOWN, reason, st.last_applied_revision, st.last_error, st.since
                 )
-        return Status(
-            self.host,
-            self.host_error,
-            self.source,
-            self.revision,
-            self.last_good_revision,
-            resources,
-            self.runs,
-            self.errors,
-        )
+        return replace(self, resources=resources)
 
     def add_run(self, run: Run) -> None:
         self.runs.append(run)

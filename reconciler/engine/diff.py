@@ -32,7 +32,6 @@ GUESTS = ("VirtualMachine", "Container")
 SECRET_APPLIED = "(the value applied last)"
 SECRET_UNKNOWN = "(not recorded as applied)"
 SECRET_NEW = "(a new value)"
-# Where a provider reports the host's own settings (KSM).
 
 
 def _base(path: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from reconciler.engine.diff import GUESTS, diff, prune_candidates
 from reconciler.engine.kept import kept_volume_problems
-from reconciler.engine.notes import other_connection_warnings
+from reconciler.engine.notes import HOST, other_connection_warnings
 from reconciler.load.graph import creation_order, sort_key
 from reconciler.model.capabilities import DRIVERS, family
 from reconciler.model.capability_checks import check_manifest
@@ -108,7 +108,7 @@ def admission(
 def other_driver_holders(observation: Observation) -> list[Holder]:
     """The running guests with a guarantee of the host's other local driver (LXC beside
     QEMU), which the provider read beside this connection's: they share the same RAM."""
-    host = observation.objects.get(ResourceRef("HostPolicy", ""))
+    host = observation.objects.get(HOST)
     other = host.extra.get("otherDriver") if host is not None else None
     if not isinstance(other, dict):
         return []

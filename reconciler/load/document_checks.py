@@ -122,7 +122,7 @@ def _validator(kind: str) -> Validator:
 
 @cache
 def _fast_check(kind: str) -> Check | None:
-    return compile_schema(_kind_schema(kind))
+    return compile_schema(_kind_schema(kind), label=kind)
 
 
 def _allowed_keys(kind: str, path: FieldPath) -> list[str]:

@@ -6,7 +6,8 @@ Three users, one source of truth:
 - `recon validate --driver D` flags offline, at the manifest's line and field, what D can
   never do (`capability_checks.check_manifest` with no host facts);
 - planning refuses, before any action, manifests the observed host cannot run
-  (`check_manifest` with the host's capabilities), instead of failing half way through an apply.
+  (`capability_checks.check_manifest` with the host's capabilities), instead of failing half
+  way through an apply.
 
 docs/real-hosts.md shows FEATURES as a table (`capability_checks.features_markdown`); a test keeps
 them equal.

@@ -66,7 +66,7 @@ class ObjectState(_Strict):
         "--delete-volumes, a template's image).",
     )
     saved: dict[str, Any] = Field(
-        default_factory=dict,
+        default_factory=empty_dict,
         description="A running guest's saved definition (what its next boot gets), by field, "
         "where it differs from `fields` (what it runs now); compared with the manifest too.",
     )

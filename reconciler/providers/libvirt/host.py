@@ -257,19 +257,12 @@ def container_init_pid(name: str, run: Path = LIBVIRT_RUN, proc: Path = PROC) ->
         return None
     try:
         argv = (proc / str(controller) / "cmdline").read_bytes().split(b"\0")
-        tasks = list((proc / str(controller) / "task").iterdir())
     except OSError:
         return None
     if b"--name" not in argv or argv[argv.index(b"--name") + 1 :][:1] != [name.encode()]:
         return None
-    for task in sorted(tasks):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        if children:
-            return int(children[0])
-    return None
+    children = _children(controller, proc)
+    return children[0] if children else None
 
 
 # --- KSM ---------------------------------------------------------------------------------------

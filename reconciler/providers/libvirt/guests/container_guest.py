@@ -220,6 +220,22 @@ def _forget_passwords(dom: libvirt.virDomain) -> None:
     forget_applied(dom, "guest.users", fields=False)
 
 
+_RESOLVER_FIELDS = ("dns.nameservers", "dns.search")
+
+
+def reads_back(host: Host, obs: Observed) -> bool:
+    """Whether observe reads this container's settings from inside: a running container recon
+    owns on a local lxc host whose stamp records a hostname, keys or a resolver. Others cost
+    the observation nothing (no lookup, no command)."""
+    if host.driver != "lxc" or not host.local or not obs.running or not obs.owned:
+        return False
+    assert obs.stamp is not None
+    return any(
+        key in HOSTNAME_FIELDS or key in _RESOLVER_FIELDS or _KEYS_FIELD.match(key)
+        for key in obs.stamp.applied
+    )
+
+
 def observe_container_guest(
     host: Host, dom: libvirt.virDomain, observed: Observed
 ) -> dict[str, Any]:
@@ -228,9 +244,9 @@ def observe_container_guest(
     `guest.hostname`, `guest.users[NAME].sshAuthorizedKeys`); nothing for a container without
     them. One command per container, bounded in time and size. When it cannot be read, those
     keys are None (a difference, never "as applied") and observed.extra["guest"] says why."""
-    stamp = observed.stamp
-    if host.driver != "lxc" or not host.local or not observed.running or not observed.owned:
+    if not reads_back(host, observed):
         return {}
+    stamp = observed.stamp
     assert stamp is not None
     names = [key for key in HOSTNAME_FIELDS if key in stamp.applied]
     users = {}
@@ -238,9 +254,7 @@ def observe_container_guest(
         found = _KEYS_FIELD.match(key)
         if found is not None:
             users[found.group(1)] = key
-    resolver = [key for key in ("dns.nameservers", "dns.search") if key in stamp.applied]
-    if not names and not users and not resolver:
-        return {}
+    resolver = [key for key in _RESOLVER_FIELDS if key in stamp.applied]
     what = str(observed.ref)
     try:
         done = run_inside(

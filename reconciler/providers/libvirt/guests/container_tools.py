@@ -82,16 +82,14 @@ def exec_in_container(
     dom: libvirt.virDomain,
     argv: list[str],
     timeout: float,
-    stdin: bytes | None = None,
 ) -> ExecResult:
-    """Run argv (searched on the container's PATH) inside the running container; its exit
-    status, stdout and stderr. After timeout seconds the command and what it started in its
-    process group are killed and that is an error. stdin: bytes for its standard input (a
-    pipe, never a file); none is /dev/null."""
+    """Run argv (searched on the container's PATH) inside the running container, its standard
+    input /dev/null; its exit status, stdout and stderr. After timeout seconds the command and
+    what it started in its process group are killed and that is an error."""
     if not argv:
         raise ProviderError(f"Container/{dom.name()}: no command to run")
     pid = init_pid(host, dom)
-    return run_inside(pid, argv, timeout, stdin, f"Container/{dom.name()}")
+    return run_inside(pid, argv, timeout, None, f"Container/{dom.name()}")
 
 
 def run_inside(

@@ -65,7 +65,7 @@ def observe_guests(host: Host, objects: dict[ResourceRef, Observed]) -> None:
         asked = [
             obs
             for obs in objects.values()
-            if obs.ref.kind == "Container" and obs.running and obs.owned
+            if obs.ref.kind == "Container" and container_guest.reads_back(host, obs)
         ]
     else:
         asked = [

@@ -182,8 +182,7 @@ def _recorded_only(
         try:
             dom.setUserPassword(user.name, context.secrets[(resource.ref, key)], 0)
         except libvirt.libvirtError as exc:
-            forget_applied(dom, "guest.users")
-            forget_applied(dom, key)
+            forget_applied(dom, "guest.users")  # the user's password digest with it
             raise agent.agent_error(dom.name(), exc, f"set the password of {user.name}") from None
         notes.append(f"password of {user.name} set")
     return notes
