@@ -9,6 +9,7 @@ diff. One smaller than asked is grown at apply, or is unmet on a host without vo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from reconciler.model.kinds import Container, VirtualMachine
 from reconciler.model.quantity import format_quantity
@@ -36,6 +37,9 @@ def kept_volume_problems(
     refused: list[str] = []
     unmet: list[str] = []
     can_grow = observation.host.capabilities.get("volume-resize", False)
+    # Each pool's records by (owner, disk), built on first use: one pass over a pool's
+    # records instead of one per guest disk (that was quadratic in the guests of a pool).
+    by_owner: dict[str, dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]] = {}
     for res in resources:
         wanted = _wanted(res)
         if not wanted:
@@ -43,19 +47,13 @@ def kept_volume_problems(
         guest = observation.objects.get(res.ref)
         # What the guest has attached now (its volumes also list its detached ones).
         attached = set(guest.extra.get("sources", ())) if guest is not None else set()
+        owner = str(res.ref)
         for disk, pool_name, size, where in wanted:
-            pool = observation.objects.get(ResourceRef("StoragePool", pool_name))
-            if pool is None:
-                continue
-            volumes = pool.extra.get("volumes", {})
-            for name, record in pool.extra.get("records", {}).items():
-                info = volumes.get(name)
-                if (
-                    info is None
-                    or record.get("owner") != str(res.ref)
-                    or record.get("disk") != disk
-                    or info.get("path") in attached
-                ):
+            index = by_owner.get(pool_name)
+            if index is None:
+                index = by_owner[pool_name] = _records_by_owner(observation, pool_name)
+            for name, info in index.get((owner, disk), ()):
+                if info.get("path") in attached:
                     continue
                 capacity = int(info.get("capacity", 0))
                 have, asked = format_quantity(capacity), format_quantity(size)
@@ -73,3 +71,20 @@ def kept_volume_problems(
                         "not supported); attached as it is"
                     )
     return refused, unmet
+
+
+def _records_by_owner(
+    observation: Observation, pool_name: str
+) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
+    """A pool's volume records that name a volume it has, by (owner, disk)."""
+    index: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    pool = observation.objects.get(ResourceRef("StoragePool", pool_name))
+    if pool is None:
+        return index
+    volumes = pool.extra.get("volumes", {})
+    for name, record in pool.extra.get("records", {}).items():
+        info = volumes.get(name)
+        if info is not None:
+            key = (str(record.get("owner")), str(record.get("disk")))
+            index.setdefault(key, []).append((name, info))
+    return index
