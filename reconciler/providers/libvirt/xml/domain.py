@@ -15,6 +15,8 @@ from reconciler.providers.libvirt.xml.common import (
     DiskVolume,
     add_metadata,
     amount,
+    child,
+    children,
     disk_name_from_path,
     metadata_stamp,
     parse,
@@ -307,7 +309,7 @@ def _percent(part: int, whole: int) -> str:
 
 
 def _parse_vm_devices(root: Element, name: str, fields: Fields, disk_paths: dict[str, str]) -> None:
-    for disk in root.iterfind("devices/disk"):
+    for disk in children(root, "devices", "disk"):
         source = disk.find("source")
         path = source.get("file") if source is not None else None
         if disk.get("device", "disk") != "disk" or not path:
@@ -323,7 +325,7 @@ def _parse_vm_devices(root: Element, name: str, fields: Fields, disk_paths: dict
         target = disk.find("target")
         if target is not None and target.get("bus"):
             fields[f"disks[{disk_name}].bus"] = target.get("bus")
-    for index, iface in enumerate(root.iterfind("devices/interface")):
+    for index, iface in enumerate(children(root, "devices", "interface")):
         _parse_interface(iface, f"interfaces[{index}]", fields)
         model = iface.find("model")
         if model is not None and model.get("type"):
@@ -340,22 +342,22 @@ def _parse_interface(iface: Element, key: str, fields: Fields) -> None:
 
 
 def _parse_container_devices(root: Element, fields: Fields, disk_paths: dict[str, str]) -> None:
-    for fs in root.iterfind("devices/filesystem"):
+    for fs in children(root, "devices", "filesystem"):
         target, source = fs.find("target"), fs.find("source")
         if target is not None and target.get("dir") == "/" and source is not None:
             path = source.get("file")
             if path:
                 disk_paths["root"] = path
-    for index, iface in enumerate(root.iterfind("devices/interface")):
+    for index, iface in enumerate(children(root, "devices", "interface")):
         key = f"interfaces[{index}]"
         _parse_interface(iface, key, fields)
         addresses = []
-        for ip in iface.iterfind("ip"):
+        for ip in iface.findall("ip"):
             address, prefix = ip.get("address"), ip.get("prefix")
             if address and prefix:
                 addresses.append(str(ipaddress.ip_interface(f"{address}/{prefix}")))
         fields[f"{key}.ipAddresses"] = addresses
-        gateways = [r.get("gateway", "") for r in iface.iterfind("route") if r.get("gateway")]
+        gateways = [r.get("gateway", "") for r in iface.findall("route") if r.get("gateway")]
         # A container without a route has no gateway: that is observed, not unknown.
         fields[f"{key}.gateway"] = str(ipaddress.ip_address(gateways[0])) if gateways else None
 
@@ -374,7 +376,7 @@ def parse_domain(xml_text: str) -> ParsedDomain:
     disk_paths: dict[str, str] = {}
     max_kib = amount(root.find("memory"), 1024) or 0
     memory = amount(root.find("currentMemory"), 1024) or max_kib
-    guarantee = amount(root.find("memtune/min_guarantee"), 1024)
+    guarantee = amount(child(root, "memtune", "min_guarantee"), 1024)
 
     vcpu = root.find("vcpu")
     if vcpu is not None and vcpu.text and vcpu.text.strip():
@@ -396,7 +398,7 @@ def parse_domain(xml_text: str) -> ParsedDomain:
         fields["memoryGuarantee"] = "0%"
 
     if os_type == "exe":
-        swap_limit = amount(root.find("memtune/swap_hard_limit"), 1024)
+        swap_limit = amount(child(root, "memtune", "swap_hard_limit"), 1024)
         if swap_limit is not None and memory:
             fields["swap"] = format_quantity(max(swap_limit - memory, 0))
         _parse_container_devices(root, fields, disk_paths)
@@ -414,7 +416,7 @@ def parse_domain(xml_text: str) -> ParsedDomain:
         model = text_of(root, "cpu/model")
         if model:
             fields["cpuModel"] = model
-        boots = [b.get("dev", "") for b in root.iterfind("os/boot")]
+        boots = [b.get("dev", "") for b in children(root, "os", "boot")]
         if boots:
             fields["bootOrder"] = [_BOOT_ORDER.get(dev, dev) for dev in boots]
         _parse_vm_devices(root, name, fields, disk_paths)
@@ -435,7 +437,7 @@ def parse_domain(xml_text: str) -> ParsedDomain:
 
 def _taps(root: Element) -> tuple[tuple[int, str, str], ...]:
     found = []
-    for index, iface in enumerate(root.iterfind("devices/interface")):
+    for index, iface in enumerate(children(root, "devices", "interface")):
         source, target = iface.find("source"), iface.find("target")
         if iface.get("type") != "network" or source is None or target is None:
             continue
@@ -446,16 +448,12 @@ def _taps(root: Element) -> tuple[tuple[int, str, str], ...]:
 
 
 def _sources(root: Element) -> tuple[str, ...]:
-    found = [
-        source.get("file", "")
-        for source in root.iterfind("devices/disk/source")
-        if source.get("file")
-    ]
-    found += [
-        source.get("file", "")
-        for source in root.iterfind("devices/filesystem/source")
-        if source.get("file")
-    ]
+    found = []
+    for tag in ("disk", "filesystem"):
+        for device in children(root, "devices", tag):
+            source = device.find("source")
+            if source is not None and source.get("file"):
+                found.append(source.get("file", ""))
     return tuple(found)
 
 
