@@ -1,12 +1,14 @@
 """The host a command works on, as the global options (--connect, --home) name it.
 
-`open_host` opens it for one command and closes it after; `KeptHost` keeps it open across the
+`open_host` opens it for one command and closes it after; `observe_early` reads it in a thread
+while the command loads its manifests; `KeptHost` keeps it open across the
 passes of a loop (`recon watch`, `recon sync`). `host_uri` is the URI both lock it by. No
 command lives here: the command modules import this one, never the other way round.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
@@ -16,7 +18,7 @@ import click
 from reconciler.cli.output import fail
 from reconciler.engine.lock import HostLock
 from reconciler.model.errors import ReconError
-from reconciler.providers.base import Provider
+from reconciler.providers.base import Observation, Provider
 from reconciler.providers.registry import open_provider
 
 
@@ -49,6 +51,59 @@ def open_host(ctx: click.Context, *, lock: bool) -> Iterator[Provider]:
             yield provider
         finally:
             provider.close()
+
+
+class EarlyObservation:
+    """The host opened, observed and closed in a thread of its own, started before the
+    command loads its manifests (`recon diff`). Both are long at scale and neither needs the
+    other: opening the embedded host is the test driver parsing the node file in C, and a
+    real host's observation is mostly waiting on libvirtd, while the manifests are Python
+    parsing YAML. `result()` gives the observation, or fails as `open_host` would, only
+    after the manifests loaded, so their errors still come first and alone.
+
+    A command that fails before asking leaves the thread behind (a daemon: the process does
+    not wait for it); it closes its own connection, and reading writes nothing. A home with
+    no embedded host yet is not opened early: that open would create it."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        self._ctx = ctx
+        self._observation: Observation | None = None
+        self._open_error: ReconError | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if ctx.obj["uri"] is not None or (ctx.obj["home"] / "host.xml").exists():
+            self._thread = threading.Thread(target=self._read, name="recon-observe", daemon=True)
+            self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            provider = open_provider("libvirt", self._ctx.obj["uri"], self._ctx.obj["home"])
+        except ReconError as exc:
+            self._open_error = exc
+            return
+        except BaseException as exc:  # handed to the command's thread, raised there
+            self._error = exc
+            return
+        try:
+            try:
+                self._observation = provider.observe()
+            finally:
+                provider.close()
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> Observation:
+        if self._thread is None:
+            with open_host(self._ctx, lock=False) as provider:
+                return provider.observe()
+        self._thread.join()
+        if self._open_error is not None:
+            exc = self._open_error
+            fail(str(exc), exc.hint or "check --connect and that libvirtd is running", code=2)
+        if self._error is not None:
+            raise self._error
+        assert self._observation is not None
+        return self._observation
 
 
 class KeptHost:

@@ -17,7 +17,7 @@ import click
 from reconciler.cli.builds import prepare_builds
 from reconciler.cli.confirm import confirmed
 from reconciler.cli.exported import host_state_note, load_host_state
-from reconciler.cli.host import open_host
+from reconciler.cli.host import EarlyObservation, open_host
 from reconciler.cli.host_refs import resolve_on_host
 from reconciler.cli.manifests import FILES_HELP, git_revision, load_resources, read_values
 from reconciler.cli.markdown import render_markdown
@@ -167,6 +167,7 @@ def diff(
     policy: SecretPolicy = ctx.obj["secrets"]
     # Against an export (CI) no secret is at hand, nor needed: it is not compared there.
     values: dict[tuple[ResourceRef, str], str] | None = {} if host_state is None else None
+    early = EarlyObservation(ctx) if host_state is None else None
     resources = load_resources(
         paths, allow_empty=allow_empty, host_refs=host_refs, secrets=policy, values=values
     )
@@ -183,8 +184,8 @@ def diff(
     )
     notes: list[str] = []
     if host_state is None:
-        with open_host(ctx, lock=False) as provider:
-            observation = provider.observe()
+        assert early is not None
+        observation = early.result()
     else:
         # The same engine path, over the exported observation: a read-only provider.
         snapshot = load_host_state(host_state)
