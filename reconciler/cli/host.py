@@ -61,8 +61,9 @@ class EarlyObservation:
     parsing YAML. `result()` gives the observation, or fails as `open_host` would, only
     after the manifests loaded, so their errors still come first and alone.
 
-    A command that fails before asking leaves the thread behind (a daemon: the process does
-    not wait for it); it closes its own connection, and reading writes nothing. A home with
+    The thread closes its own connection, after handing the observation over. A command that
+    fails before asking, or ends while that close runs, leaves the thread behind (a daemon:
+    the process does not wait for it), which is safe because reading writes nothing. A home with
     no embedded host yet is not opened early: that open would create it."""
 
     def __init__(self, ctx: click.Context) -> None:
@@ -71,6 +72,7 @@ class EarlyObservation:
         self._open_error: ReconError | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
         if ctx.obj["uri"] is not None or (ctx.obj["home"] / "host.xml").exists():
             self._thread = threading.Thread(target=self._read, name="recon-observe", daemon=True)
             self._thread.start()
@@ -80,23 +82,32 @@ class EarlyObservation:
             provider = open_provider("libvirt", self._ctx.obj["uri"], self._ctx.obj["home"])
         except ReconError as exc:
             self._open_error = exc
+            self._ready.set()
             return
         except BaseException as exc:  # handed to the command's thread, raised there
             self._error = exc
+            self._ready.set()
             return
         try:
             try:
                 self._observation = provider.observe()
-            finally:
+                provider.flush()
+            except BaseException as exc:
+                self._error = exc
+            # The command goes on with the plan while the connection closes (freeing a large
+            # test-driver host takes a while in C).
+            self._ready.set()
+        finally:
+            # Nothing is left for it to say: what it writes, flush() above already wrote (and
+            # any error of it went to the command), and a dead connection closes silently.
+            with suppress(Exception):
                 provider.close()
-        except BaseException as exc:
-            self._error = exc
 
     def result(self) -> Observation:
         if self._thread is None:
             with open_host(self._ctx, lock=False) as provider:
                 return provider.observe()
-        self._thread.join()
+        self._ready.wait()
         if self._open_error is not None:
             exc = self._open_error
             fail(str(exc), exc.hint or "check --connect and that libvirtd is running", code=2)

@@ -185,6 +185,9 @@ def diff(
     notes: list[str] = []
     if host_state is None:
         assert early is not None
+        # What the plan needs of the manifests, computed while the host is still being read.
+        for res in resources:
+            res.compute_views()
         observation = early.result()
     else:
         # The same engine path, over the exported observation: a read-only provider.

@@ -37,6 +37,11 @@ class Resource:
         assert self._set is not None
         return self._set
 
+    def compute_views(self) -> None:
+        """Compute the fields the manifest sets, and their hash, now rather than at the first
+        diff: `recon diff` does it while the host is still being read."""
+        self._set_fields()
+
     def desired_fields(self, previously_applied: Fields | None = None) -> Fields:
         """The fields to compare: those set now, plus those set at the last apply and removed
         since, which go back to their default (so deleting a line from a manifest is a
