@@ -7,8 +7,9 @@ The positions are kept compact, as one packed int per place in an array, in node
 mapping's own place, then for each entry its key's place and its value's places; a
 sequence's own place, then its items' places (the order in which the loader meets them in
 the text). Nothing stores a field path: a path's place is found on demand by walking `data`
-in that same order, which only an error (or a List split into its items) needs. At N=10,000
-documents this is about 3 MiB of positions instead of 92 MiB of `Mark`s under tuple paths.
+in that same order, which only an error (or a List split into its items) needs. (For the
+10,000 documents of bench/run.py: 2.6 MiB of positions, where a `Mark` under a tuple path
+for every node and key took 28 MiB more.)
 """
 
 from __future__ import annotations
@@ -45,8 +46,11 @@ def _size(node: Any) -> int:
 class RawDocument:
     """One parsed YAML document whose root is a mapping, with the position of every node.
 
-    places holds data's positions in node order (see the module), data's own at start; a
-    document made from a part of another (a List's item) shares the other's array.
+    places holds the positions of loaded (the data as it was read) in node order (see the
+    module), loaded's own at start; a document made from a part of another (a List's item)
+    shares the other's array. data is loaded, or a copy with less in it (what recon reports
+    dropped): its paths are paths of loaded too, so they are placed the same. loaded is never
+    changed.
     """
 
     file: str
@@ -56,6 +60,11 @@ class RawDocument:
     places: array[int]
     shift: int
     start: int = 0
+    loaded: Any = None
+
+    def __post_init__(self) -> None:
+        if self.loaded is None:
+            self.loaded = self.data
 
     def _mark(self, place: int) -> Mark:
         packed = self.places[place]
@@ -64,7 +73,7 @@ class RawDocument:
     def _locate(self, path: FieldPath) -> tuple[int, int, int | None]:
         """How many parts of path lead to a node, that node's place, and (when the last of
         them is a mapping's key) the key's place."""
-        node = self.data
+        node = self.loaded
         place = self.start
         key_place: int | None = None
         depth = 0
@@ -110,7 +119,7 @@ class RawDocument:
         """A document of each item of the sequence at path (none if it is no sequence),
         sharing this document's positions."""
         depth, place, _ = self._locate(path)
-        node = self.data
+        node = self.loaded
         for part in path[:depth]:
             node = node[part]
         if depth != len(path) or not isinstance(node, list):
@@ -152,7 +161,7 @@ class RawDocument:
                 for index, item in enumerate(node):
                     yield from walk((*path, index), item)
 
-        return walk((), self.data)
+        return walk((), self.loaded)
 
 
 class _Marks(Mapping[FieldPath, Mark]):

@@ -9,6 +9,7 @@ import yaml
 
 from reconciler.load.raw_document import RawDocument
 from reconciler.load.reported import expand_lists
+from reconciler.load.validate import validate_documents
 from reconciler.load.yamlsafe import parse_yaml
 from reconciler.model.diagnostics import FieldPath, Mark
 
@@ -129,3 +130,20 @@ def test_the_items_of_a_list_keep_their_places() -> None:
     assert items[1].mark_for(("spec", "nope")) == Mark(7, 5)
     assert dict(items[0].marks) == {(): Mark(4, 3), ("kind",): Mark(4, 10)}
     assert items[0].places is doc.places
+
+
+def test_a_field_after_what_recon_reports_keeps_its_place() -> None:
+    """metadata.uid and status are dropped before validation; the fields after them are
+    still placed on their own lines (the places follow the document as it was read)."""
+    text = (
+        b"apiVersion: reconciler/v1\nkind: VirtualMachine\n"
+        b"status: {phase: x, disks: [1, 2, {a: b}]}\n"
+        b"metadata:\n  uid: 1b4e28ba-2fa1-11d2-883f-0016d3cca427\n  name: web\n"
+        b"spec:\n  cpus: 0\n  memory: 512Mi\n  memroy: 1Gi\n"
+    )
+    docs, diags = parse_yaml(text, "r.yaml")
+    assert diags == []
+    result = validate_documents(docs, with_schema=True)
+    places = {d.field: (d.line, d.column) for d in result.diagnostics}
+    assert places == {"spec.cpus": (8, 9), "spec.memroy": (10, 3)}
+    assert {d.resource for d in result.diagnostics} == {"VirtualMachine/web"}
