@@ -86,7 +86,7 @@ class _Context:
     def diag(
         self, path: FieldPath, message: str, hint: str | None = None, *, key: bool = False
     ) -> Diagnostic:
-        mark: Mark | None = self.doc.key_marks.get(path) if key else None
+        mark: Mark | None = self.doc.key_mark(path) if key else None
         if mark is None:
             mark = self.doc.mark_for(path)
         return Diagnostic(

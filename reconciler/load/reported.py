@@ -31,30 +31,19 @@ def expand_lists(docs: Sequence[RawDocument]) -> tuple[list[RawDocument], list[D
                 Diagnostic(doc.file, mark.line, mark.column, "a List needs 'items': a list")
             )
             continue
-        for index, item in enumerate(items):
-            prefix = ("items", index)
-            mark = doc.mark_for(prefix)
-            if not isinstance(item, dict):
+        for index, part in enumerate(doc.items(("items",))):
+            if not isinstance(part.data, dict):
                 diags.append(
                     Diagnostic(
                         doc.file,
-                        mark.line,
-                        mark.column,
+                        part.mark.line,
+                        part.mark.column,
                         "each item of a List must be a mapping (a manifest)",
                         field=f"items[{index}]",
                     )
                 )
                 continue
-            out.append(
-                RawDocument(
-                    file=doc.file,
-                    index=doc.index,
-                    mark=mark,
-                    data=item,
-                    marks={p[2:]: m for p, m in doc.marks.items() if p[:2] == prefix},
-                    key_marks={p[2:]: m for p, m in doc.key_marks.items() if p[:2] == prefix},
-                )
-            )
+            out.append(part)
     return out, diags
 
 

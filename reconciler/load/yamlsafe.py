@@ -12,6 +12,7 @@ checks of the raw text) and yaml_rules (how plain scalars resolve, and the hints
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final
@@ -29,7 +30,7 @@ from yaml.events import (
     StreamEndEvent,
 )
 
-from reconciler.load.raw_document import RawDocument
+from reconciler.load.raw_document import RawDocument, place_format
 from reconciler.load.yaml_rules import (
     _HINT_ANCHOR,
     _HINT_CONTROL,
@@ -66,18 +67,12 @@ _SEQ: Final = 2
 _CORE_TAG_PREFIX: Final = "tag:yaml.org,2002:"
 
 
-# Marks are immutable, and files of one set have their nodes at the same few line:column
-# places: one Mark per place, shared by every document (at N=10,000, 440,000 nodes hold a few
-# hundred distinct Marks), instead of a new object per node. Emptied when it grows past
-# _MAX_SHARED_MARKS (a set of very different or very long files).
-_MARKS: dict[tuple[int, int], Mark] = {}
-_MAX_SHARED_MARKS: Final = 1 << 16
+_FIRST_MARK: Final = Mark(1, 1)
 
 
-def _new_mark(key: tuple[int, int]) -> Mark:
-    """The Mark of libyaml's 0-based (line, column), remembered for the next node there."""
-    mark = _MARKS[key] = Mark(key[0] + 1, key[1] + 1)
-    return mark
+def _mark(start: Any) -> Mark:
+    """The Mark of a libyaml mark (0-based): made only for a diagnostic or a document."""
+    return Mark(start.line + 1, start.column + 1)
 
 
 class _TooMany(Exception):
@@ -160,16 +155,16 @@ def parse_yaml(
 def _parse_events(
     text: str, file: str, max_depth: int, docs: list[RawDocument], diags: list[Diagnostic]
 ) -> None:
-    if len(_MARKS) > _MAX_SHARED_MARKS:
-        _MARKS.clear()
-    marks_seen = _MARKS
+    typecode, shift = place_format(text)
+    places: array[int] = array(typecode)
+    add = places.append
     doc_index = 0
     found_document = False
-    doc_mark = Mark(1, 1)
+    doc_mark = _FIRST_MARK
     doc_diags_start = 0
     root: Any = _EMPTY
-    marks: dict[FieldPath, Mark] = {}
-    key_marks: dict[FieldPath, Mark] = {}
+    # The place of each key of the document read so far, to report a duplicate key.
+    key_places: dict[FieldPath, int] = {}
     # The innermost open collection lives in these locals; enclosing ones are on the stack.
     stack: list[tuple[Any, FieldPath, int, Any, FieldPath]] = []
     cur_obj: Any = None
@@ -178,14 +173,13 @@ def _parse_events(
     cur_key: Any = _NO_KEY
     cur_key_path: FieldPath = ()
 
-    def report(
-        message: str, mark: Mark | None, path: FieldPath | None, hint: str | None = None
-    ) -> None:
+    def report(message: str, mark: Any, path: FieldPath | None, hint: str | None = None) -> None:
+        # mark is libyaml's (0-based), or None.
         diags.append(
             Diagnostic(
                 file,
-                mark.line if mark is not None else None,
-                mark.column if mark is not None else None,
+                mark.line + 1 if mark is not None else None,
+                mark.column + 1 if mark is not None else None,
                 message,
                 field=format_path(path) if path else None,
                 hint=hint,
@@ -194,7 +188,7 @@ def _parse_events(
         if len(diags) >= MAX_DIAGNOSTICS_PER_FILE:
             raise _TooMany
 
-    def check_node(event: Any, mark: Mark, path: FieldPath) -> None:
+    def check_node(event: Any, mark: Any, path: FieldPath) -> None:
         if event.anchor is not None:
             report(f"anchor '&{_show_tag(event.anchor)}' is not allowed", mark, path, _HINT_ANCHOR)
         if event.tag is not None:
@@ -207,9 +201,7 @@ def _parse_events(
             event = get_event()
             cls = event.__class__
             if cls is ScalarEvent:
-                start = event.start_mark
-                key = (start.line, start.column)
-                mark = marks_seen.get(key) or _new_mark(key)
+                mark = event.start_mark
                 value = event.value
                 style = event.style
                 if event.tag is not None or event.anchor is not None:
@@ -254,9 +246,7 @@ def _parse_events(
                     )
                     value = _INVALID
             elif cls is MappingStartEvent or cls is SequenceStartEvent:
-                start = event.start_mark
-                key = (start.line, start.column)
-                mark = marks_seen.get(key) or _new_mark(key)
+                mark = event.start_mark
                 if len(stack) >= max_depth:
                     # Stop reading at once: libyaml takes quadratic time over very deep
                     # nesting, and the rest of the file cannot be trusted to resynchronise.
@@ -291,15 +281,15 @@ def _parse_events(
                         path = cur_key_path
                         if cur_key is not _BAD_KEY:
                             cur_obj[cur_key] = new
-                        marks[path] = mark
+                        add(mark.line << shift | mark.column)
                 elif cur_kind == _SEQ:
                     path = (*cur_path, len(cur_obj))
                     cur_obj.append(new)
-                    marks[path] = mark
+                    add(mark.line << shift | mark.column)
                 else:
                     path = ()
                     root = new
-                    marks[path] = mark
+                    add(mark.line << shift | mark.column)
                     if cls is SequenceStartEvent:
                         report(
                             "document root is a sequence; expected a mapping with "
@@ -318,9 +308,7 @@ def _parse_events(
                 cur_obj, cur_path, cur_kind, cur_key, cur_key_path = stack.pop()
                 continue
             elif cls is AliasEvent:
-                start = event.start_mark
-                key = (start.line, start.column)
-                mark = marks_seen.get(key) or _new_mark(key)
+                mark = event.start_mark
                 report(
                     f"alias '*{_show_tag(event.anchor)}' is not allowed",
                     mark,
@@ -330,12 +318,13 @@ def _parse_events(
                 value = _INVALID
             elif cls is DocumentStartEvent:
                 start = event.start_mark
-                key = (start.line, start.column)
-                doc_mark = marks_seen.get(key) or _new_mark(key)
+                doc_mark = _mark(start) if start.line or start.column else _FIRST_MARK
                 doc_diags_start = len(diags)
                 root = _EMPTY
-                marks = {}
-                key_marks = {}
+                if places:
+                    places = array(typecode)
+                    add = places.append
+                key_places = {}
                 cur_obj, cur_path, cur_kind, cur_key, cur_key_path = None, (), _ROOT, _NO_KEY, ()
                 continue
             elif cls is DocumentEndEvent:
@@ -344,7 +333,7 @@ def _parse_events(
                 if len(diags) > doc_diags_start:
                     _attribute(diags, doc_diags_start, root)
                 elif root is not _EMPTY:
-                    docs.append(RawDocument(file, doc_index, doc_mark, root, marks, key_marks))
+                    docs.append(RawDocument(file, doc_index, doc_mark, root, places, shift))
                 doc_index += 1
                 continue
             elif event is None or cls is StreamEndEvent:
@@ -357,11 +346,12 @@ def _parse_events(
                 if cur_key is _NO_KEY:
                     if value.__class__ is str:
                         path = (*cur_path, value)
-                        first = key_marks.get(path)
+                        first = key_places.get(path)
                         if first is not None:
                             report(
                                 f"duplicate key {_show_key(value)} (first at line "
-                                f"{first.line}, column {first.column})",
+                                f"{(first >> shift) + 1}, column "
+                                f"{(first & ((1 << shift) - 1)) + 1})",
                                 mark,
                                 path,
                                 "each key may appear once in a mapping; remove one",
@@ -369,7 +359,8 @@ def _parse_events(
                             cur_key = _BAD_KEY
                             cur_key_path = path
                         else:
-                            key_marks[path] = mark
+                            key_places[path] = place = mark.line << shift | mark.column
+                            add(place)
                             cur_key = value
                             cur_key_path = path
                     else:
@@ -385,10 +376,10 @@ def _parse_events(
                 else:
                     if cur_key is not _BAD_KEY:
                         cur_obj[cur_key] = value
-                        marks[cur_key_path] = mark
+                        add(mark.line << shift | mark.column)
                     cur_key = _NO_KEY
             elif cur_kind == _SEQ:
-                marks[(*cur_path, len(cur_obj))] = mark
+                add(mark.line << shift | mark.column)
                 cur_obj.append(value)
             elif (
                 value is None
@@ -399,7 +390,7 @@ def _parse_events(
                 root = _EMPTY
             else:
                 root = value
-                marks[()] = mark
+                add(mark.line << shift | mark.column)
                 if value is not _INVALID:
                     report(
                         f"document root is {_type_name(value)}; expected a mapping with "
