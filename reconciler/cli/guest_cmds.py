@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 
 import click
@@ -29,6 +30,8 @@ _GUEST = "Guest"
 # Exit codes of recon's own, as `timeout` and shells use them.
 TIMED_OUT = 124
 NOT_FOUND = 127
+# The signals Python ignores at startup (see _hand_over).
+_RESTORED = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def _ref(name: str) -> ResourceRef:
@@ -93,9 +96,16 @@ def _hand_over(argv: list[str]) -> None:
         )
     sys.stdout.flush()
     sys.stderr.flush()
+    # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: a
+    # shell would keep them ignored for every command it runs (`yes | head` would end in
+    # "Broken pipe" errors instead of quietly). What runs next gets the defaults, as
+    # subprocess's restore_signals gives a child.
+    before = {number: signal.signal(number, signal.SIG_DFL) for number in _RESTORED}
     try:
         os.execvp(argv[0], argv)
     except OSError as exc:
+        for number, handler in before.items():
+            signal.signal(number, handler)
         fail(f"cannot run {argv[0]}: {exc.strerror}", code=2)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,33 @@ def test_the_words_after_the_double_dash_are_the_command(guests: Recon) -> None:
     assert result.returncode == 2 and "give the command to run after --" in result.stderr
     code, seen = on_terminal(guests, "enter", "up", "--", "ls", "-l")
     assert code == 2 and "recon exec up -- ls -l" in seen, seen
+
+
+def ignored_signals(status: str) -> set[int]:
+    """The signal numbers a /proc/PID/status text says are ignored (its SigIgn mask)."""
+    line = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    mask = int(line.split()[1], 16)
+    return {number for number in range(1, 65) if mask & (1 << (number - 1))}
+
+
+def status_after(exec_line: str) -> str:
+    """/proc/self/status as cat sees it, exec'd by a Python that ignores SIGUSR1 too."""
+    code = f"import os, signal\nsignal.signal(signal.SIGUSR1, signal.SIG_IGN)\n{exec_line}\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def test_what_recon_hands_the_terminal_to_gets_sigpipe_and_sigxfsz_back() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ, and exec keeps an ignored signal ignored: the shell
+    `recon enter` execs would run every command with them ignored. The hand-over restores
+    their defaults; what the caller ignored otherwise stays as it was (SIGUSR1 here)."""
+    bare = ignored_signals(status_after("os.execvp('cat', ['cat', '/proc/self/status'])"))
+    assert {signal.SIGPIPE, signal.SIGXFSZ, signal.SIGUSR1} <= bare  # what a bare exec passes
+    handed = ignored_signals(
+        status_after(
+            "from reconciler.cli.guest_cmds import _hand_over\n"
+            "_hand_over(['cat', '/proc/self/status'])"
+        )
+    )
+    assert signal.SIGPIPE not in handed and signal.SIGXFSZ not in handed, handed
+    assert signal.SIGUSR1 in handed
