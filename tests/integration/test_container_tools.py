@@ -3,8 +3,9 @@ the built example container template (debian-12-minimal: systemd, passwd, iprout
 
 What runs inside runs through recon's own container_tools (nsenter on the container's init),
 called here directly; what recon plans and heals is checked through the `recon` command (diff
-and apply), and so is `recon enter` on a terminal. The skip rules are the lxc fixture's (root, an LXC driver) and apply_or_skip's (a
-driver that cannot start containers on this host).
+and apply), and so is `recon enter` on a terminal. The skip rules are the lxc fixture's
+(root, an LXC driver) and apply_or_skip's (a driver that cannot start containers on this
+host).
 """
 
 from __future__ import annotations
