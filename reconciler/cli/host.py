@@ -1,8 +1,8 @@
 """The host a command works on, as the global options (--connect, --home) name it.
 
-`open_host` opens it for one command and closes it after; `observe_early` reads it in a thread
-while the command loads its manifests; `KeptHost` keeps it open across the
-passes of a loop (`recon watch`, `recon sync`). `host_uri` is the URI both lock it by. No
+`open_host` opens it for one command and closes it after; `EarlyObservation` reads it in a
+thread while the command loads its manifests; `KeptHost` keeps it open across the passes of a
+loop (`recon watch`, `recon sync`). `host_uri` is the URI both lock it by. No
 command lives here: the command modules import this one, never the other way round.
 """
 
@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -31,6 +32,10 @@ def host_uri(ctx: click.Context) -> str:
     return uri or EmbeddedHost(ctx.obj["home"] / "host.xml").uri
 
 
+def _cannot_open(exc: ReconError) -> NoReturn:
+    fail(str(exc), exc.hint or "check --connect and that libvirtd is running", code=2)
+
+
 @contextmanager
 def open_host(ctx: click.Context, *, lock: bool) -> Iterator[Provider]:
     """The host, open for one command; exits 2 when it cannot be opened."""
@@ -46,7 +51,7 @@ def open_host(ctx: click.Context, *, lock: bool) -> Iterator[Provider]:
         try:
             provider = open_provider("libvirt", uri, home)
         except ReconError as exc:
-            fail(str(exc), exc.hint or "check --connect and that libvirtd is running", code=2)
+            _cannot_open(exc)
         try:
             yield provider
         finally:
@@ -109,8 +114,7 @@ class EarlyObservation:
                 return provider.observe()
         self._ready.wait()
         if self._open_error is not None:
-            exc = self._open_error
-            fail(str(exc), exc.hint or "check --connect and that libvirtd is running", code=2)
+            _cannot_open(self._open_error)
         if self._error is not None:
             raise self._error
         assert self._observation is not None

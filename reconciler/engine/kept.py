@@ -13,7 +13,6 @@ from typing import Any
 
 from reconciler.model.kinds import Container, VirtualMachine
 from reconciler.model.quantity import format_quantity
-from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
 from reconciler.providers.base import Observation
 
@@ -37,9 +36,8 @@ def kept_volume_problems(
     refused: list[str] = []
     unmet: list[str] = []
     can_grow = observation.host.capabilities.get("volume-resize", False)
-    # Each pool's records by (owner, disk), built on first use: one pass over a pool's
-    # records instead of one per guest disk (that was quadratic in the guests of a pool).
-    by_owner: dict[str, dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]] = {}
+    # One pass over the pools' records, not one per guest disk (that was quadratic).
+    records = _records_by_owner(observation)
     for res in resources:
         wanted = _wanted(res)
         if not wanted:
@@ -49,10 +47,7 @@ def kept_volume_problems(
         attached = set(guest.extra.get("sources", ())) if guest is not None else set()
         owner = str(res.ref)
         for disk, pool_name, size, where in wanted:
-            index = by_owner.get(pool_name)
-            if index is None:
-                index = by_owner[pool_name] = _records_by_owner(observation, pool_name)
-            for name, info in index.get((owner, disk), ()):
+            for name, info in records.get((pool_name, owner, disk), ()):
                 if info.get("path") in attached:
                     continue
                 capacity = int(info.get("capacity", 0))
@@ -74,17 +69,17 @@ def kept_volume_problems(
 
 
 def _records_by_owner(
-    observation: Observation, pool_name: str
-) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
-    """A pool's volume records that name a volume it has, by (owner, disk)."""
-    index: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
-    pool = observation.objects.get(ResourceRef("StoragePool", pool_name))
-    if pool is None:
-        return index
-    volumes = pool.extra.get("volumes", {})
-    for name, record in pool.extra.get("records", {}).items():
-        info = volumes.get(name)
-        if info is not None:
-            key = (str(record.get("owner")), str(record.get("disk")))
-            index.setdefault(key, []).append((name, info))
+    observation: Observation,
+) -> dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]]:
+    """The pools' volume records that name a volume the pool has, by (pool, owner, disk)."""
+    index: dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for ref, pool in observation.objects.items():
+        if ref.kind != "StoragePool":
+            continue
+        volumes = pool.extra.get("volumes", {})
+        for name, record in pool.extra.get("records", {}).items():
+            info = volumes.get(name)
+            if info is not None:
+                key = (ref.name, str(record.get("owner")), str(record.get("disk")))
+                index.setdefault(key, []).append((name, info))
     return index

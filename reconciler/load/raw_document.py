@@ -21,7 +21,7 @@ from typing import Any
 
 from reconciler.model.diagnostics import FieldPath, Mark
 
-__all__ = ["RawDocument", "place_format"]
+__all__ = ["RawDocument", "place_format", "unpack"]
 
 
 def place_format(text: str) -> tuple[str, int]:
@@ -31,6 +31,11 @@ def place_format(text: str) -> tuple[str, int]:
     shift = len(text).bit_length()
     lines = text.count("\n") + 1
     return ("I" if (lines << shift) < (1 << 32) else "Q"), shift
+
+
+def unpack(packed: int, shift: int) -> Mark:
+    """The Mark of a place packed as place_format says."""
+    return Mark((packed >> shift) + 1, (packed & ((1 << shift) - 1)) + 1)
 
 
 def _size(node: Any) -> int:
@@ -67,8 +72,7 @@ class RawDocument:
             self.loaded = self.data
 
     def _mark(self, place: int) -> Mark:
-        packed = self.places[place]
-        return Mark((packed >> self.shift) + 1, (packed & ((1 << self.shift) - 1)) + 1)
+        return unpack(self.places[place], self.shift)
 
     def _locate(self, path: FieldPath) -> tuple[int, int, int | None]:
         """How many parts of path lead to a node, that node's place, and (when the last of
@@ -127,10 +131,10 @@ class RawDocument:
         out: list[RawDocument] = []
         place += 1
         for item in node:
-            doc = RawDocument(self.file, self.index, self.mark, item, self.places, self.shift)
-            doc.start = place
-            doc.mark = doc._mark(place)
-            out.append(doc)
+            mark = self._mark(place)
+            out.append(
+                RawDocument(self.file, self.index, mark, item, self.places, self.shift, place)
+            )
             place += _size(item)
         return out
 

@@ -30,7 +30,7 @@ from yaml.events import (
     StreamEndEvent,
 )
 
-from reconciler.load.raw_document import RawDocument, place_format
+from reconciler.load.raw_document import RawDocument, place_format, unpack
 from reconciler.load.yaml_rules import (
     _HINT_ANCHOR,
     _HINT_CONTROL,
@@ -348,10 +348,10 @@ def _parse_events(
                         path = (*cur_path, value)
                         first = key_places.get(path)
                         if first is not None:
+                            seen = unpack(first, shift)
                             report(
                                 f"duplicate key {_show_key(value)} (first at line "
-                                f"{(first >> shift) + 1}, column "
-                                f"{(first & ((1 << shift) - 1)) + 1})",
+                                f"{seen.line}, column {seen.column})",
                                 mark,
                                 path,
                                 "each key may appear once in a mapping; remove one",
