@@ -95,9 +95,43 @@ def load_verb(name: str) -> click.Command:
     return command
 
 
+# Verbs that read the host whatever their manifests hold, and without the host lock: the
+# host is opened in a thread before the verb's modules are imported (providers/ahead.py).
+OPEN_AHEAD = frozenset({"diff"})
+
+
+def _open_ahead(ctx: click.Context, args: list[str]) -> None:
+    """Start opening the host the group's options name, as the group will read them. Not
+    for a verb's --help, nor for a diff against an export (--host-state); not for a home
+    with no embedded host yet (opening would create it)."""
+    if any(arg in ("-h", "--help") or arg.startswith("--host-state") for arg in args):
+        return
+    from reconciler.providers import ahead
+
+    uri: str | None = ctx.params.get("uri") or None
+    home: str | None = ctx.params.get("home")
+    if uri is not None:
+        ahead.start(uri)
+    elif home is None or home.strip():
+        node_file = _state_dir(home) / "host.xml"
+        if node_file.exists():
+            ahead.start(ahead.node_file_uri(node_file), node_file)
+
+
+def _state_dir(home: str | None) -> Path:
+    return Path(home) if home else default_home()
+
+
 class LazyGroup(click.Group):
     """`recon`'s verbs from VERBS, each imported when it is run (or its own --help is
     asked); the list in --help and the verbs a TAB offers come from the table."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in OPEN_AHEAD and not ctx.resilient_parsing:
+            _open_ahead(ctx, args[1:])
+        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *VERBS})
@@ -201,7 +235,7 @@ def cli(
             ctx,
             param_hint="--secrets-env-prefix",
         )
-    state = Path(home) if home else default_home()
+    state = _state_dir(home)
     policy = SecretPolicy(
         Path(secrets_dir).absolute() if secrets_dir else state.absolute() / "secrets",
         secrets_env_prefix,

@@ -35,9 +35,6 @@ from reconciler.providers.libvirt.host import RootTrees
 
 T = TypeVar("T")
 
-# libvirt prints every error to stderr by default; recon reports them itself.
-libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
 

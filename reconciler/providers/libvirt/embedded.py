@@ -19,6 +19,7 @@ from pathlib import Path
 
 import libvirt
 
+from reconciler.providers import ahead
 from reconciler.providers.files import private_dirs
 from reconciler.providers.libvirt.events import remember_write
 
@@ -68,7 +69,7 @@ class EmbeddedHost:
 
     @property
     def uri(self) -> str:
-        return f"test://{self.path.resolve()}"
+        return ahead.node_file_uri(self.path)
 
     def open(self) -> libvirt.virConnect:
         if not self.path.exists():
@@ -76,18 +77,18 @@ class EmbeddedHost:
             memory = int(os.environ.get("RECON_EMBEDDED_MEMORY_KIB", DEFAULT_MEMORY_KIB))
             cpus = int(os.environ.get("RECON_EMBEDDED_CPUS", DEFAULT_CPUS))
             self._write(_empty_node(memory, cpus))
-        # Taken before the driver reads the file: a write in between makes current() false.
-        self._signature = self._stat()
-        conn = libvirt.open(self.uri)
+        opened = ahead.take(self.uri)  # opened while the command imported (recon diff)
+        if opened is not None:
+            conn, self._signature = opened
+        else:
+            # Taken before the driver reads the file: a write in between makes current() false.
+            self._signature = self._stat()
+            conn = libvirt.open(self.uri)
         self._restore_autostart(conn)
         return conn
 
-    def _stat(self) -> tuple[int, int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    def _stat(self) -> ahead.Signature | None:
+        return ahead.signature(self.path)
 
     def current(self) -> bool:
         """Whether the node file is still the one this process opened or last saved: a

@@ -20,6 +20,7 @@ from reconciler.model.capabilities import CAPABILITIES, family
 from reconciler.model.plan import Action, Change
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+from reconciler.providers import ahead
 from reconciler.providers.base import (
     ApplyContext,
     ExecResult,
@@ -89,7 +90,8 @@ class LibvirtProvider:
                 self.conn = self.embedded.open()
                 self.uri = self.embedded.uri
             else:
-                self.conn = libvirt.open(uri)
+                opened = ahead.take(uri)  # opened while the command imported (recon diff)
+                self.conn = opened[0] if opened is not None else libvirt.open(uri)
                 self.uri = uri
         self.local = self.embedded is None and lh.is_local(self.uri)
         keep = reuse and self.embedded is not None
