@@ -122,6 +122,11 @@ def _validator(kind: str) -> Validator:
 
 @cache
 def _fast_check(kind: str) -> Check | None:
+    from reconciler.load.schema_code import CHECKS
+
+    if kind in CHECKS:  # generated ahead and checked in (schema_check.module_source)
+        check: Check | None = CHECKS[kind]
+        return check
     return compile_schema(_kind_schema(kind), label=kind)
 
 

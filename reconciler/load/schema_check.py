@@ -4,9 +4,12 @@
 document the model accepted is almost always valid by the schema too (both come from the same
 types), and jsonschema's general walk (a validator evolved per node, references looked up
 per use) costs about a millisecond per document. So a document is first checked here, by a
-function generated once per kind for exactly the keywords recon's generated schemas use (one
-Python function per schema node, compiled with `compile`); only a document that fails this
-check goes to jsonschema, which then says what is wrong, at which path, as before.
+function generated for each kind for exactly the keywords recon's generated schemas use (one
+Python function per schema node); only a document that fails this check goes to jsonschema,
+which then says what is wrong, at which path, as before. The functions of every kind are
+generated ahead into schema_code.py (`python -m reconciler.load.schema_check` writes it; a
+test fails when it is stale), so no command pays for the schemas' generation and compilation
+(about 40 ms); `compile_schema` makes the same source at run time, for a kind not in it.
 
 The compiled check never calls a document valid that jsonschema would not: it applies each
 keyword with jsonschema's own meaning (draft 2020-12: `integer` takes 2.0, `pattern` is
@@ -24,6 +27,7 @@ import json
 import numbers
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 Check = Callable[[Any], bool]
@@ -56,7 +60,7 @@ class _Unsupported(Exception):
     """The schema uses something this compiler does not implement."""
 
 
-def _is_integer(value: Any) -> bool:
+def is_integer(value: Any) -> bool:
     # jsonschema's "integer" (draft 6 on): an int that is not a bool, or a float with no
     # fraction (2.0).
     if isinstance(value, bool):
@@ -64,7 +68,7 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
@@ -75,8 +79,8 @@ _TYPE_TESTS = {
     "string": "isinstance(v, str)",
     "boolean": "isinstance(v, bool)",
     "null": "v is None",
-    "integer": "(v.__class__ is int or _is_integer(v))",
-    "number": "(v.__class__ is int or v.__class__ is float or _is_number(v))",
+    "integer": "(v.__class__ is int or is_integer(v))",
+    "number": "(v.__class__ is int or v.__class__ is float or is_number(v))",
 }
 
 
@@ -89,25 +93,33 @@ def _bound(value: Any) -> int | None:
 
 
 class _Generator:
-    """Python source for a schema: one function per node, the shared values beside it."""
+    """Python source for a schema: one function per node, the shared values before them
+    (each as the source of an expression: the same text is run here and written into
+    schema_code.py), the tables that name functions after them."""
 
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.defs: Mapping[str, Any] = root.get("$defs", {})
         self.by_def: dict[str, str] = {}
         self.by_json: dict[str, str] = {}
+        self.values: list[str] = []
         self.functions: list[str] = []
-        self.tables: list[str] = []  # module-level values that name functions (dicts)
-        self.env: dict[str, Any] = {"_is_integer": _is_integer, "_is_number": _is_number}
+        self.tables: list[str] = []  # values that name functions (dicts)
         self.count = 0
 
     def name(self, prefix: str) -> str:
         self.count += 1
         return f"_{prefix}{self.count}"
 
-    def value(self, prefix: str, value: Any) -> str:
+    def value(self, prefix: str, source: str) -> str:
         name = self.name(prefix)
-        self.env[name] = value
+        self.values.append(f"{name} = {source}\n")
         return name
+
+    def search(self, pattern: Any) -> str:
+        if not isinstance(pattern, str):
+            raise _Unsupported("pattern")
+        re.compile(pattern)  # a pattern Python cannot compile is jsonschema's to report
+        return self.value("p", f"re.compile({pattern!r}).search")
 
     def ref(self, target: str) -> str:
         prefix = "#/$defs/"
@@ -177,7 +189,7 @@ class _Generator:
             # rules of its own (1 is not true, 1.0 is 1), which nothing here reproduces.
             if not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed):
                 raise _Unsupported(f"{keyword} of a non-string")
-            values = self.value("s", frozenset(allowed))
+            values = self.value("s", f"frozenset({tuple(allowed)!r})")
             body.append(f"if not (isinstance(v, str) and v in {values}): return False")
 
     @staticmethod
@@ -189,7 +201,7 @@ class _Generator:
 
     def strings(self, schema: dict[str, Any], known: str | None, body: list[str]) -> None:
         if "pattern" in schema:
-            search = self.value("p", re.compile(schema["pattern"]).search)
+            search = self.search(schema["pattern"])
             body.append(self._guard(known, "string", f"{search}(v) is None"))
         low, high = _bound(schema.get("minLength")), _bound(schema.get("maxLength"))
         if low is not None:
@@ -201,9 +213,9 @@ class _Generator:
         for keyword, op in (("minimum", "<"), ("maximum", ">")):
             if keyword in schema:
                 bound = schema[keyword]
-                if not _is_number(bound):
+                if not is_number(bound) or not isinstance(bound, int | float):
                     raise _Unsupported(keyword)
-                body.append(f"if _is_number(v) and v {op} {self.value('b', bound)}: return False")
+                body.append(f"if is_number(v) and v {op} {bound!r}: return False")
 
     def arrays(self, schema: dict[str, Any], known: str | None, body: list[str]) -> None:
         low, high = _bound(schema.get("minItems")), _bound(schema.get("maxItems"))
@@ -230,8 +242,7 @@ class _Generator:
             raise _Unsupported("required")
         props = {k: self.node(s) for k, s in schema.get("properties", {}).items()}
         patterns = [
-            (self.value("p", re.compile(p).search), self.node(s))
-            for p, s in schema.get("patternProperties", {}).items()
+            (self.search(p), self.node(s)) for p, s in schema.get("patternProperties", {}).items()
         ]
         extra = schema.get("additionalProperties", True)
         extra_check = None if extra is True or extra is False else self.node(extra)
@@ -276,17 +287,74 @@ class _Generator:
             body += [f"    {line}" for line in inner]
 
     def source(self) -> str:
-        return "\n".join(self.functions) + "\n" + "".join(self.tables)
+        return "".join(self.values) + "\n" + "\n".join(self.functions) + "\n" + "".join(self.tables)
 
 
-def compile_schema(schema: Mapping[str, Any], label: str = "schema") -> Check | None:
-    """The yes/no check of a whole schema, or None when it uses what is not implemented."""
+def _generated(schema: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The source of a schema's check and the name of its root function, or None when the
+    schema uses what is not implemented."""
     gen = _Generator(schema)
     try:
         root = gen.node(dict(schema))
     except _Unsupported:
         return None
-    env = dict(gen.env)
-    exec(compile(gen.source(), f"<compiled {label}>", "exec"), env)
+    return gen.source(), root
+
+
+def compile_schema(schema: Mapping[str, Any], label: str = "schema") -> Check | None:
+    """The yes/no check of a whole schema, or None when it uses what is not implemented."""
+    generated = _generated(schema)
+    if generated is None:
+        return None
+    source, root = generated
+    env: dict[str, Any] = {"re": re, "is_integer": is_integer, "is_number": is_number}
+    exec(compile(source, f"<compiled {label}>", "exec"), env)
     check: Check = env[root]
     return check
+
+
+MODULE = Path(__file__).with_name("schema_code.py")
+
+
+def module_source(schemas: Mapping[str, Mapping[str, Any]]) -> str:
+    """schema_code.py: each kind's check, as compile_schema would make it, in one module
+    (one function per kind whose locals are the check's functions and values)."""
+    parts = [_HEADER]
+    table: list[str] = []
+    for kind, schema in schemas.items():
+        generated = _generated(schema)
+        if generated is None:
+            table.append(f"    {kind!r}: None,\n")
+            continue
+        source, root = generated
+        maker = f"_{kind}"
+        inner = "".join(f"    {line}\n" if line else "\n" for line in source.splitlines())
+        parts.append(f"\n\ndef {maker}():\n{inner}    return {root}\n")
+        table.append(f"    {kind!r}: {maker}(),\n")
+    parts.append("\n\n# kind -> its check; None: every document of the kind goes to jsonschema.\n")
+    parts.append("CHECKS = {\n" + "".join(table) + "}\n")
+    return "".join(parts)
+
+
+_HEADER = '''"""Generated by `python -m reconciler.load.schema_check` from the kinds' JSON
+Schemas: the compiled check of each kind (see schema_check.py), checked in so that no command
+generates and compiles it at run time. Do not edit; tests/validation/test_schema_check.py
+fails when it is not what the models give now."""
+# mypy: ignore-errors
+# ruff: noqa
+
+import re
+
+from reconciler.load.schema_check import is_integer, is_number
+'''
+
+
+def _write_module() -> None:
+    from reconciler.model.schema import all_schemas
+
+    MODULE.write_text(module_source(all_schemas()), encoding="utf-8")
+    print(f"wrote {MODULE}")
+
+
+if __name__ == "__main__":
+    _write_module()

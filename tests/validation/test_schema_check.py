@@ -19,9 +19,11 @@ import jsonschema
 import pytest
 import yaml
 
-from reconciler.load.schema_check import compile_schema
+from reconciler.load.document_checks import _fast_check
+from reconciler.load.schema_check import MODULE, compile_schema, module_source
+from reconciler.load.schema_code import CHECKS
 from reconciler.model.kinds import KINDS
-from reconciler.model.schema import kind_schema
+from reconciler.model.schema import all_schemas, kind_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,14 +170,19 @@ class Generator:
 
 
 def verdicts(kind: str, docs: list[Any]) -> tuple[int, int]:
+    """Both the check compiled now and the checked-in one validate uses give jsonschema's
+    verdict on every document."""
     schema = kind_schema(kind)
     check = compile_schema(schema)
     assert check is not None, f"{kind}: its schema does not compile"
+    used = _fast_check(kind)
+    assert used is CHECKS[kind] and used is not None
     validator = jsonschema.Draft202012Validator(schema)
     valid = invalid = 0
     for doc in docs:
         expected = validator.is_valid(doc)
         assert check(doc) == expected, (kind, doc)
+        assert used(doc) == expected, (kind, doc)
         valid += expected
         invalid += not expected
     return valid, invalid
@@ -249,3 +256,10 @@ def test_property_names_and_length_bounds() -> None:
     for doc in docs:
         assert check(doc) == validator.is_valid(doc), doc
     assert check({"ab": "x"}) and not check({"Ab": "x"}) and not check({"abcd": "x"})
+
+
+def test_the_checked_in_checks_are_what_the_models_give_now() -> None:
+    assert MODULE.read_text(encoding="utf-8") == module_source(all_schemas()), (
+        f"{MODULE} is stale: run `python -m reconciler.load.schema_check`"
+    )
+    assert set(CHECKS) == set(KINDS)
