@@ -16,7 +16,7 @@ RECON = Path(sys.executable).parent / "recon"
 DOCS = ROOT / "docs" / "benchmarks.md"
 
 ROW = re.compile(
-    r"^\|\s*5\s*\|\s*(?P<command>[a-z]+)\s*\|\s*(?P<recon>[0-9.]+)\s*\|\s*(?P<floor>[0-9.]+)"
+    r"^\|\s*5\s*\|\s*(?P<command>[a-z-]+)\s*\|\s*(?P<recon>[0-9.]+)\s*\|\s*(?P<floor>[0-9.]+)"
     r"\s*\|\s*(?P<ratio>[0-9]+\.[0-9]+)x\s*\|\s*(?P<rss>[0-9]+)\s*\|",
     re.M,
 )
@@ -47,8 +47,8 @@ def test_bench_runs_at_size_5(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {m["command"]: m for m in ROW.finditer(result.stdout)}
-    assert {"validate", "diff", "apply"} <= rows.keys(), result.stdout
-    for command in ("validate", "diff", "apply"):
+    assert {"validate", "diff-first", "diff", "apply"} <= rows.keys(), result.stdout
+    for command in ("validate", "diff-first", "diff", "apply"):
         row = rows[command]
         assert float(row["ratio"]) > 0
         assert float(row["recon"]) > 0 and float(row["floor"]) > 0

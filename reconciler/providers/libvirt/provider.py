@@ -47,6 +47,7 @@ from reconciler.providers.libvirt.guests import disks as guest_disks
 from reconciler.providers.libvirt.guests import guarantee
 from reconciler.providers.libvirt.guests import observe as guest_observe
 from reconciler.providers.libvirt.guests import tools as guest_tools
+from reconciler.providers.libvirt.parse_cache import ParseCache, cache_file
 
 _DRIVERS = {"TEST": "test", "QEMU": "qemu", "LXC": "lxc", "VZ": "vz", "PARALLELS": "vz"}
 
@@ -207,10 +208,19 @@ class LibvirtProvider:
                 inotify=lh.inotify_use() if self.driver == "lxc" and self.local else None,
             )
             objects: dict[ResourceRef, Observed] = {}
-            seen = storage.observe(self.host, objects, self._volumes)
+            # A one-shot observation takes the last one's parses from the state directory; a
+            # loop's provider keeps its own between passes (_volumes, _domains).
+            parses = (
+                ParseCache(cache_file(self.host.home, self.uri))
+                if self._domains is None and self.host.home is not None
+                else None
+            )
+            seen = storage.observe(self.host, objects, self._volumes, parses)
             templates.observe(seen, objects, self.host.home)
             networks.observe(self.host, objects)
-            guest_observe.observe(self.host, objects, seen.by_path, self._domains)
+            guest_observe.observe(self.host, objects, seen.by_path, self._domains, parses)
+            if parses is not None:
+                parses.save()
             guest_tools.observe_guests(self.host, objects)
             guest_disks.note_recorded(objects, seen.by_path)
             # The other local driver of this libvirtd, read-only, once: what its guests use

@@ -32,6 +32,7 @@ from reconciler.providers.libvirt.common import (
     unless_vanished,
     via,
 )
+from reconciler.providers.libvirt.parse_cache import ParseCache
 
 # pool name -> its volumes, as a loop last observed them (see LibvirtProvider).
 VolumeCache = dict[str, list[lx.ParsedVolume]]
@@ -50,12 +51,17 @@ class StorageSeen:
 
 
 def observe(
-    host: Host, objects: dict[ResourceRef, Observed], kept: VolumeCache | None
+    host: Host,
+    objects: dict[ResourceRef, Observed],
+    kept: VolumeCache | None,
+    parses: ParseCache | None = None,
 ) -> StorageSeen:
+    """kept: a loop's volumes, kept between its passes; parses: the last command's, kept in
+    the state directory (a one-shot observation)."""
     seen = StorageSeen([], {})
     for pool in host.conn.listAllStoragePools(0):
         with unless_vanished():
-            seen.pools.append(_observe_pool(host, pool, objects, seen.by_path, kept))
+            seen.pools.append(_observe_pool(host, pool, objects, seen.by_path, kept, parses))
     return seen
 
 
@@ -65,6 +71,7 @@ def _observe_pool(
     objects: dict[ResourceRef, Observed],
     by_path: dict[str, tuple[str, lx.ParsedVolume]],
     kept: VolumeCache | None,
+    parses: ParseCache | None,
 ) -> lx.ParsedPool:
     parsed = lx.parse_pool(pool_xml(host, pool))
     fields = dict(parsed.fields)
@@ -74,7 +81,7 @@ def _observe_pool(
     volumes: dict[str, dict[str, object]] = {}
     active = bool(pool.isActive())
     if active:
-        for pv in _pool_volumes(pool, parsed.name, kept):
+        for pv in _pool_volumes(pool, parsed.name, kept, parses):
             by_path[pv.path] = (parsed.name, pv)
             paths.append(pv.path)
             volumes[pv.name] = {
@@ -100,15 +107,16 @@ def _observe_pool(
 
 
 def _pool_volumes(
-    pool: libvirt.virStoragePool, name: str, kept: VolumeCache | None
+    pool: libvirt.virStoragePool, name: str, kept: VolumeCache | None, parses: ParseCache | None
 ) -> list[lx.ParsedVolume]:
     known = kept.get(name) if kept is not None else None
     if known is not None:
         return known
+    parse = parses.volume if parses is not None else lx.parse_volume
     found = []
     for vol in pool.listAllVolumes(0):
         with unless_vanished():
-            found.append(lx.parse_volume(vol.XMLDesc(0)))
+            found.append(parse(vol.XMLDesc(0)))
     if kept is not None:
         kept[name] = found
     return found

@@ -15,6 +15,7 @@ from reconciler.providers.base import Observed
 from reconciler.providers.libvirt import xml as lx
 from reconciler.providers.libvirt.common import Host, unless_vanished
 from reconciler.providers.libvirt.guests import guarantee
+from reconciler.providers.libvirt.parse_cache import ParseCache
 
 # What the test driver keeps only in a running guest's definition.
 _DEFINITION_ONLY = ("memoryGuarantee", "swap")
@@ -70,7 +71,10 @@ def observe(
     objects: dict[ResourceRef, Observed],
     volumes: dict[str, tuple[str, lx.ParsedVolume]],
     cache: DomainCache | None,
+    parses: ParseCache | None = None,
 ) -> None:
+    """cache: a loop's parses, kept between its passes; parses: the last command's, kept in
+    the state directory (a one-shot observation)."""
     domains = host.conn.listAllDomains(0)
     if host.embedded is not None:
         # In-process, asking each domain costs less than two more lists of them all.
@@ -89,7 +93,7 @@ def observe(
         with unless_vanished():
             name = dom.name()
             running = name in active
-            read = _read_domain(host, dom, name, running, cache)
+            read = _read_domain(host, dom, name, running, cache, parses)
             if cache is not None:
                 reads[name] = read
             state = states.get(name)
@@ -166,7 +170,12 @@ def _run_states(host: Host) -> dict[str, tuple[int, int]]:
 
 
 def _read_domain(
-    host: Host, dom: libvirt.virDomain, name: str, running: bool, cache: DomainCache | None
+    host: Host,
+    dom: libvirt.virDomain,
+    name: str,
+    running: bool,
+    cache: DomainCache | None,
+    parses: ParseCache | None,
 ) -> DomainRead:
     """A domain's definition and, when it runs, what it runs now: what the guest has,
     not what it will have after a restart. A definition changed without the restart it
@@ -180,10 +189,12 @@ def _read_domain(
     if host.embedded is not None:
         host.embedded.remember(name, text)
     live_text = dom.XMLDesc(0) if running else ""
-    definition = _parse_domain(text, cache)
+    definition = _parse_domain(text, cache, parses)
     live: lx.ParsedDomain | None = None
     if running:
-        live = definition if _same_but_id(text, live_text) else _parse_domain(live_text, cache)
+        live = (
+            definition if _same_but_id(text, live_text) else _parse_domain(live_text, cache, parses)
+        )
     return DomainRead(text, definition, live_text, live)
 
 
@@ -198,11 +209,15 @@ def _same_but_id(definition: str, live: str) -> bool:
     return end > 0 and _RUN_ID.sub("", live[:end], count=1) + live[end:] == definition
 
 
-def _parse_domain(text: str, cache: DomainCache | None) -> lx.ParsedDomain:
+def _parse_domain(
+    text: str, cache: DomainCache | None, parses: ParseCache | None
+) -> lx.ParsedDomain:
     if cache is not None:
         known = _RECENT_PARSES.get(text)
         if known is not None:
             return known
+    if parses is not None:
+        return parses.domain(text)
     return lx.parse_domain(text)
 
 
