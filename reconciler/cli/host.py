@@ -84,7 +84,9 @@ class EarlyObservation:
 
     def _read(self) -> None:
         try:
-            provider = open_provider("libvirt", self._ctx.obj["uri"], self._ctx.obj["home"])
+            provider = open_provider(
+                "libvirt", self._ctx.obj["uri"], self._ctx.obj["home"], read_only=True
+            )
         except ReconError as exc:
             self._open_error = exc
             self._ready.set()

@@ -52,8 +52,11 @@ def _empty_node(memory_kib: int, cpus: int) -> ET.Element:
 
 
 class EmbeddedHost:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, remember: bool = True) -> None:
+        """remember: keep the definitions an observation reads for the next save (a save
+        reads every other one again)."""
         self.path = path
+        self._remember = remember
         self._dirty = False
         self._last_save = 0.0
         self._save_cost = 0.0
@@ -146,10 +149,16 @@ class EmbeddedHost:
         if self._dirty:
             self.save(conn)
 
+    def forget(self) -> None:
+        """Drop what was kept for the next save (after the last one)."""
+        self._definitions = {}
+        self._storage = None
+
     def remember(self, name: str, definition: str) -> None:
         """A domain's persistent definition (XMLDesc INACTIVE) just read by an observation:
         the next save need not read it again, unless a change touches it first."""
-        self._definitions[name] = definition
+        if self._remember:
+            self._definitions[name] = definition
 
     @staticmethod
     def _domain_text(definition: str, run: int) -> str:
