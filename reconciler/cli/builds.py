@@ -10,11 +10,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reconciler.build import builder
 from reconciler.model.kinds import Container, Template
 from reconciler.model.refs import ResourceRef
 from reconciler.model.resource import Resource
+
+if TYPE_CHECKING:
+    from reconciler.build import builder
 
 Report = Callable[[str], None]
 
@@ -43,6 +46,10 @@ def prepare_builds(
     """Build what the cache lacks (or what is older than maxAge against a moved
     repository); "Kind/name" -> error for each build that failed. `failed` (a loop's
     memory across passes, by revision) holds recent failures back from a retry."""
+    # Imported here: the build machinery (urllib, the builder) is what `recon diff` and a
+    # loop's pass without built templates need not load.
+    from reconciler.build import builder
+
     say = report or _stderr
     errors: dict[str, str] = {}
     for recipe in recipes(resources, errors):
@@ -73,6 +80,8 @@ def prepare_builds(
 def recipes(resources: Sequence[Resource], errors: dict[str, str]) -> list[builder.Recipe]:
     """Every built OS template, then the application cache of every container that lists
     applications. An application template is built only inside such a cache."""
+    from reconciler.build import builder
+
     by_ref = {r.ref: r for r in resources}
     out: list[builder.Recipe] = []
     for resource in built_templates(resources):
