@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.model.diagnostics import FieldPath, Mark
@@ -36,6 +36,11 @@ def place_format(text: str) -> tuple[str, int]:
 def unpack(packed: int, shift: int) -> Mark:
     """The Mark of a place packed as place_format says."""
     return Mark((packed >> shift) + 1, (packed & ((1 << shift) - 1)) + 1)
+
+
+# A document asked for more places than this (one with many errors) walks its data once
+# into an index by path, so that each further place is found at once, not by a walk.
+_WALKS_BEFORE_INDEX = 8
 
 
 def _size(node: Any) -> int:
@@ -66,6 +71,10 @@ class RawDocument:
     shift: int
     start: int = 0
     loaded: Any = None
+    _walks: int = field(default=0, init=False, repr=False, compare=False)
+    _index: dict[FieldPath, tuple[int, int | None]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.loaded is None:
@@ -77,6 +86,15 @@ class RawDocument:
     def _locate(self, path: FieldPath) -> tuple[int, int, int | None]:
         """How many parts of path lead to a node, that node's place, and (when the last of
         them is a mapping's key) the key's place."""
+        if self._index is None and self._walks >= _WALKS_BEFORE_INDEX:
+            self._index = self._build_index()
+        if self._index is not None:
+            for depth in range(len(path), 0, -1):
+                found = self._index.get(path[:depth])
+                if found is not None:
+                    return depth, found[0], found[1]
+            return 0, self.start, None
+        self._walks += 1
         node = self.loaded
         place = self.start
         key_place: int | None = None
@@ -105,6 +123,17 @@ class RawDocument:
                 break
             depth += 1
         return depth, place, key_place
+
+    def _build_index(self) -> dict[FieldPath, tuple[int, int | None]]:
+        """Every node's path: its place and its key's place (None for a sequence's item)."""
+        index: dict[FieldPath, tuple[int, int | None]] = {}
+        key_places: dict[FieldPath, int] = {}
+        for path, place, is_key in self._walk():
+            if is_key:
+                key_places[path] = place
+            else:
+                index[path] = (place, key_places.pop(path, None))
+        return index
 
     def mark_for(self, path: FieldPath) -> Mark:
         """The location of path, else of its closest ancestor that has one."""

@@ -98,11 +98,11 @@ def test_each_document_of_a_file_has_its_own_places() -> None:
 
 def test_a_long_file_and_a_long_line_keep_exact_places() -> None:
     # More lines than 4 bytes a place can hold with this shift: 8 bytes a place.
-    many = b"".join(b"k%d: v\n" % i for i in range(70_000))
+    many = b"".join(b"k%d: v\n" % i for i in range(20_000))
     doc = _one(many + b"last: [1, 2]\n")
     assert doc.places.typecode == "Q"
-    assert doc.marks[("last", 1)] == Mark(70_001, 11)
-    assert doc.key_marks[("k69999",)] == Mark(70_000, 1)
+    assert doc.marks[("last", 1)] == Mark(20_001, 11)
+    assert doc.key_marks[("k19999",)] == Mark(20_000, 1)
     wide = b"a: {" + b", ".join(b"k%d: %d" % (i, i) for i in range(20_000)) + b"}\n"
     doc = _one(wide)
     marks, keys = _composed(wide)
@@ -147,3 +147,20 @@ def test_a_field_after_what_recon_reports_keeps_its_place() -> None:
     places = {d.field: (d.line, d.column) for d in result.diagnostics}
     assert places == {"spec.cpus": (8, 9), "spec.memroy": (10, 3)}
     assert {d.resource for d in result.diagnostics} == {"VirtualMachine/web"}
+
+
+def test_a_document_asked_for_many_places_gives_the_same_ones() -> None:
+    """Past a few walks a document indexes its places; the answers stay those of a walk."""
+    items = b"".join(b"  - {name: d%d, size: [%d, {x: 1}]}\n" % (i, i) for i in range(300))
+    text = b"apiVersion: reconciler/v1\nkind: VirtualMachine\nspec:\n  disks:\n" + items
+    asked: list[FieldPath] = [
+        ("spec", "disks", i, "size", 1, "x", "deeper") for i in range(0, 300, 7)
+    ] + [("spec", "disks", 299), ("spec", "disks", 300), ("spec", "nope"), ("kind",), ()]
+    walked = [_one(text).mark_for(path) for path in asked]  # a new document each time
+    keys = [_one(text).key_mark(path[:4]) for path in asked]
+    doc = _one(text)
+    assert [doc.mark_for(path) for path in asked] == walked
+    assert [doc.key_mark(path[:4]) for path in asked] == keys
+    assert walked[0] == Mark(5, 30) and walked[-5] == Mark(304, 5)
+    assert walked[-4] == Mark(5, 3) and walked[-3] == Mark(4, 3) and walked[-1] == Mark(1, 1)
+    assert keys[0] == Mark(5, 16) and keys[-3] is None
