@@ -28,6 +28,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,79 +75,41 @@ def _shared(mapping: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _row(obj: Any) -> Row:
+    """A dataclass's values in the order of its fields (which the tag covers, through the
+    source of their modules): mappings as plain dicts, shared as said above; a stamp as a
+    row of its own."""
+    values = []
+    for item in fields(obj):
+        value = getattr(obj, item.name)
+        if isinstance(value, base.Stamp):
+            value = _row(value)
+        elif isinstance(value, Mapping):
+            value = _shared(value)
+        values.append(value)
+    return tuple(values)
+
+
+_DOMAIN_FIELDS = tuple(item.name for item in fields(lx.ParsedDomain))
+
+
 def to_row(parsed: lx.ParsedDomain) -> Row:
-    stamp = parsed.stamp
-    stamp_row = None
-    if stamp is not None:
-        stamp_row = (
-            stamp.file,
-            stamp.spec_hash,
-            _shared(stamp.applied),
-            stamp.revision,
-            stamp.set_name,
-            stamp.managed_by,
-            dict(stamp.labels),
-            dict(stamp.annotations),
-            dict(stamp.record),
-            stamp.salt,
-            dict(stamp.secrets),
-        )
-    return (
-        parsed.name,
-        parsed.uuid,
-        parsed.kind,
-        stamp_row,
-        _shared(parsed.fields),
-        _shared(parsed.disk_paths),
-        parsed.memory_bytes,
-        parsed.guarantee_bytes,
-        parsed.sources,
-        parsed.taps,
-    )
+    return _row(parsed)
 
 
 def from_row(row: Row) -> lx.ParsedDomain:
-    name, uuid, kind, stamp_row, fields, disk_paths, memory, guarantee, sources, taps = row
-    stamp = None
-    if stamp_row is not None:
-        (file, spec_hash, applied, revision, set_name, managed_by) = stamp_row[:6]
-        labels, annotations, record, salt, secrets = stamp_row[6:]
-        stamp = base.Stamp(
-            file=file,
-            spec_hash=spec_hash,
-            applied=applied,
-            revision=revision,
-            set_name=set_name,
-            managed_by=managed_by,
-            labels=labels,
-            annotations=annotations,
-            record=record,
-            salt=salt,
-            secrets=secrets,
-        )
-    return lx.ParsedDomain(
-        name=name,
-        uuid=uuid,
-        kind=kind,
-        stamp=stamp,
-        fields=fields,
-        disk_paths=disk_paths,
-        memory_bytes=memory,
-        guarantee_bytes=guarantee,
-        sources=sources,
-        taps=taps,
-    )
+    values = dict(zip(_DOMAIN_FIELDS, row, strict=True))
+    if values["stamp"] is not None:
+        values["stamp"] = base.Stamp(*values["stamp"])
+    return lx.ParsedDomain(**values)
 
 
 def volume_row(parsed: lx.ParsedVolume) -> Row:
-    return (parsed.name, parsed.path, parsed.capacity, parsed.format, parsed.backing_path)
+    return _row(parsed)
 
 
 def volume_from_row(row: Row) -> lx.ParsedVolume:
-    name, path, capacity, fmt, backing = row
-    return lx.ParsedVolume(
-        name=name, path=path, capacity=capacity, format=fmt, backing_path=backing
-    )
+    return lx.ParsedVolume(*row)
 
 
 class ParseCache:
